@@ -1,0 +1,54 @@
+"""Command-line entry point ``linreg-collapse``.
+
+Each command lives in its own module, which exposes ``register(subparsers)``: it adds its parser and
+sets ``run=`` to a function taking the parsed arguments and returning an exit code. Bad input raises
+:class:`~linreg_collapse.errors.InputError`; here it becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import InputError
+
+PROG = "linreg-collapse"
+
+# Modules that register a command, in the order `--help` lists them.
+COMMAND_MODULES = (
+    "linreg_collapse.commands.simulate",
+    "linreg_collapse.commands.reproduce",
+)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse parser whose usage errors are one line (no usage dump) with exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog=PROG, description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except InputError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

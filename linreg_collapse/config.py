@@ -1,0 +1,158 @@
+"""Simulation configuration and its validation.
+
+Every constraint a user can break is checked here, before any computation, and reported as one
+:class:`~linreg_collapse.errors.InputError` naming the value and the constraint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import numpy as np
+
+from .errors import InputError, require
+
+REGIMES = ("replace", "accumulate", "accumulate-subsample", "edit")
+EDIT_OPS = ("resample", "perturb")
+MASKS = ("random", "disjoint", "threshold", "file")
+DESIGNS = ("fixed", "fresh")
+COVARIANCES = ("identity", "powerlaw")
+DTYPES = ("float64", "float32")
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """One simulation: a regime retrained for ``generations`` generations in ``trials`` trials.
+
+    Generation 0 is the OLS fit on real data ``Y_0 = X w* + E_0``; generation n >= 1 is fit on
+    data built from generation n-1 according to ``regime`` (see :mod:`linreg_collapse.regimes`).
+
+    Attributes:
+      regime: ``replace`` | ``accumulate`` | ``accumulate-subsample`` | ``edit``.
+      T, d: samples per generation and dimension; OLS needs ``T >= d + 2`` for a finite error.
+      sigma: label-noise standard deviation.
+      generations: number of retraining generations N after generation 0.
+      trials: independent repetitions (vmapped).
+      seed: PRNG seed; the same seed gives the same numbers.
+      design: ``fixed`` (one X for every generation) or ``fresh`` (new X each generation).
+      cov: ``identity`` or ``powerlaw`` (eigenvalues k^-alpha normalised to trace d).
+      alpha: power-law exponent (``cov="powerlaw"``).
+      edit_op: ``resample`` (Ytilde = X w_{n-1} + E_n) or ``perturb`` (Ytilde = Y_{n-1} + E_n).
+      mask: editing-matrix schedule: ``random`` | ``disjoint`` | ``threshold`` | ``file``.
+      edit_fraction: p, the share of positions edited (``random``; first generation of ``disjoint``).
+      decay: eta, the per-generation decay of the ``disjoint`` edit fraction p eta^(n-1).
+      threshold: tau; ``threshold`` masks edit position t iff |Y_{n-1,t} - x_t^T w_{n-1}| <= tau sigma.
+      masks: user masks of shape [generations, T] with entries in [0, 1] (``mask="file"``).
+      dtype: ``float64`` (default; what theory is checked against) or ``float32``.
+    """
+
+    regime: str = "replace"
+    T: int = 100
+    d: int = 10
+    sigma: float = 1.0
+    generations: int = 20
+    trials: int = 1000
+    seed: int = 0
+    design: str = "fixed"
+    cov: str = "identity"
+    alpha: float = 1.0
+    edit_op: str = "resample"
+    mask: str = "random"
+    edit_fraction: float = 0.1
+    decay: float = 1.0
+    threshold: float = 1.0
+    masks: Optional[np.ndarray] = dataclasses.field(default=None, compare=False, repr=False)
+    dtype: str = "float64"
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def base(self) -> float:
+        """sigma^2 d / (T - d - 1): the expected test error of one OLS fit on real data."""
+        return base_error(self.T, self.d, self.sigma)
+
+    def to_dict(self) -> dict:
+        """JSON-ready description (user masks summarised by their shape)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "masks"}
+        if self.masks is not None:
+            out["masks_shape"] = list(self.masks.shape)
+        return out
+
+
+def base_error(T: int, d: int, sigma: float) -> float:
+    """E||w_OLS - w*||^2_Sigma = sigma^2 d / (T - d - 1) for T > d + 1 (mean of the inverse Wishart)."""
+    return sigma**2 * d / (T - d - 1)
+
+
+def _finite(name: str, value) -> None:
+    require(isinstance(value, (int, float, np.integer, np.floating)) and math.isfinite(value),
+            f"{name}={value!r} must be a finite number")
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    require(value in options, f"{name}={value!r} must be one of {', '.join(options)}")
+
+
+def _integer(name: str, value, minimum: int) -> None:
+    require(isinstance(value, (int, np.integer)) and not isinstance(value, bool),
+            f"{name}={value!r} must be an integer")
+    require(value >= minimum, f"{name}={value} must be >= {minimum}")
+
+
+def validate(cfg: SimConfig) -> None:
+    """Raise :class:`InputError` on the first constraint ``cfg`` breaks."""
+    _choice("regime", cfg.regime, REGIMES)
+    _choice("design", cfg.design, DESIGNS)
+    _choice("cov", cfg.cov, COVARIANCES)
+    _choice("edit_op", cfg.edit_op, EDIT_OPS)
+    _choice("mask", cfg.mask, MASKS)
+    _choice("dtype", cfg.dtype, DTYPES)
+    _integer("d", cfg.d, 1)
+    _integer("T", cfg.T, 1)
+    require(cfg.T > cfg.d + 1, f"T={cfg.T} must be > d + 1 = {cfg.d + 1} (OLS test error is infinite otherwise)")
+    _integer("generations", cfg.generations, 0)
+    _integer("trials", cfg.trials, 2)
+    _integer("seed", cfg.seed, 0)
+    for name in ("sigma", "alpha", "edit_fraction", "decay", "threshold"):
+        _finite(name, getattr(cfg, name))
+    require(cfg.sigma >= 0, f"sigma={cfg.sigma} must be >= 0")
+    require(cfg.alpha >= 0, f"alpha={cfg.alpha} must be >= 0")
+    require(0 <= cfg.edit_fraction <= 1, f"edit_fraction={cfg.edit_fraction} must lie in [0, 1]")
+    require(0 < cfg.decay <= 1, f"decay={cfg.decay} must lie in (0, 1]")
+    require(cfg.threshold >= 0, f"threshold={cfg.threshold} must be >= 0")
+    if cfg.regime == "edit":
+        require(cfg.design == "fixed",
+                "design='fresh' is not defined for regime='edit': editing changes labels of the same examples, "
+                "so the design must be 'fixed'")
+        if cfg.mask == "file":
+            _validate_masks(cfg.masks, cfg.generations, cfg.T)
+    require(cfg.masks is None or (cfg.regime == "edit" and cfg.mask == "file"),
+            "masks are given but only mask='file' with regime='edit' uses them")
+
+
+def _validate_masks(masks, generations: int, T: int) -> None:
+    require(masks is not None, "mask='file' needs masks of shape [generations, T]")
+    masks = np.asarray(masks)
+    require(masks.shape == (generations, T),
+            f"masks shape {masks.shape} must be (generations, T) = ({generations}, {T})")
+    require(np.issubdtype(masks.dtype, np.number) and not np.iscomplexobj(masks), "masks must be real numbers")
+    require(bool(np.all(np.isfinite(masks))), "masks must be finite (found NaN or inf)")
+    lo, hi = float(masks.min(initial=0.0)), float(masks.max(initial=0.0))
+    require(lo >= 0 and hi <= 1, f"masks values must lie in [0, 1] (found min {lo:g}, max {hi:g})")
+
+
+def load_masks(path: str) -> np.ndarray:
+    """Read user masks from ``.npy`` or a whitespace/comma separated text file (one generation a row)."""
+    try:
+        if str(path).endswith(".npy"):
+            arr = np.load(path, allow_pickle=False)
+        else:
+            arr = np.loadtxt(path, delimiter="," if str(path).endswith(".csv") else None, ndmin=2)
+    except FileNotFoundError:
+        raise InputError(f"masks file {path!r} does not exist") from None
+    except (ValueError, OSError) as err:
+        raise InputError(f"masks file {path!r} could not be read as numbers: {str(err).splitlines()[0]}") from None
+    return np.asarray(arr, dtype=np.float64)

@@ -1,0 +1,187 @@
+"""Retraining regimes, each an ``(init, step)`` pair of pure functions on a :class:`RetrainState`.
+
+* ``init(key, params) -> state``: generation 0, the OLS fit on real data Y_0 = X_0 w* + E_0.
+* ``step(state, key, params) -> (state, edit_fraction)``: build generation n's data from generation
+  n-1's model and refit. ``key`` is the trial's key; per-generation keys come from
+  :func:`generation_keys`, with the same split for every regime, so regimes that should agree draw for
+  draw (``edit`` with M = I and ``replace``) see the same noise.
+
+Regimes (n >= 1, X_n the design of generation n):
+
+* ``replace``: Y_n = X_n w_{n-1} + E_n, fit on (X_n, Y_n).
+* ``accumulate``: the same data, fit on D_0 + ... + D_n through the sufficient statistics
+  sum_k X_k^T X_k and sum_k X_k^T Y_k (no growing arrays).
+* ``accumulate-subsample``: the same data, fit on T points drawn without replacement from the pool
+  D_0 + ... + D_n.
+* ``edit``: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1} on the fixed design (see :mod:`.edits`, :mod:`.masks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .design import gram_cholesky, ols, sample_design
+from .edits import EDIT_OPS, apply_edit
+from .masks import SCHEDULES
+
+
+class Params(NamedTuple):
+    """Traced (non-static) inputs of a run: changing them does not recompile."""
+
+    w_star: jax.Array  # [d] true weights
+    sqrt_eig: jax.Array  # [d] square roots of Sigma's eigenvalues
+    sigma: jax.Array  # label-noise standard deviation
+    edit_fraction: jax.Array  # p
+    decay: jax.Array  # eta
+    threshold: jax.Array  # tau
+    masks: jax.Array  # [generations, T] user masks (mask="file"), else [0, T]
+
+
+class RetrainState(NamedTuple):
+    """The model of generation ``n`` and the training set it was fit on."""
+
+    n: jax.Array  # generation index of w
+    X: jax.Array  # [T, d] design of the current training set
+    chol: jax.Array  # [d, d] Cholesky factor of the Gram matrix w was fit with
+    Y: jax.Array  # [T] labels of the current training set
+    w: jax.Array  # [d] current model w_n
+    aux: Any  # regime-specific state (sufficient statistics, pool, mask state)
+
+
+class Regime(NamedTuple):
+    init: Callable[[jax.Array, Params], RetrainState]
+    step: Callable[[RetrainState, jax.Array, Params], tuple[RetrainState, jax.Array]]
+
+
+def generation_keys(trial_key: jax.Array, n) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Keys of generation n of a trial: (design, noise, mask, subsample)."""
+    k_design, k_noise, k_mask, k_pool = jax.random.split(jax.random.fold_in(trial_key, n), 4)
+    return k_design, k_noise, k_mask, k_pool
+
+
+def _noise(key, params: Params, T: int) -> jax.Array:
+    return params.sigma * jax.random.normal(key, (T,), dtype=params.sqrt_eig.dtype)
+
+
+def _real_data(trial_key, params: Params, T: int):
+    """Generation 0: X_0, Y_0 = X_0 w* + E_0, and its OLS fit."""
+    k_design, k_noise, _, _ = generation_keys(trial_key, 0)
+    X = sample_design(k_design, params.sqrt_eig, T)
+    Y = X @ params.w_star + _noise(k_noise, params, T)
+    chol = gram_cholesky(X)
+    return X, chol, Y, ols(chol, X.T @ Y)
+
+
+def _next_design(state: RetrainState, k_design, params: Params, fresh: bool):
+    """(X_n, chol_n): a new Gaussian design if ``fresh``, else the current one."""
+    if not fresh:
+        return state.X, state.chol
+    X = sample_design(k_design, params.sqrt_eig, state.X.shape[0])
+    return X, gram_cholesky(X)
+
+
+def _synthetic_data(state: RetrainState, trial_key, params: Params, fresh: bool):
+    """Generation n's data from generation n-1's model: X_n, Y_n = X_n w_{n-1} + E_n."""
+    n = state.n + 1
+    k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
+    X, chol = _next_design(state, k_design, params, fresh)
+    Y = X @ state.w + _noise(k_noise, params, X.shape[0])
+    return n, X, chol, Y, k_pool
+
+
+def replace_regime(T: int, generations: int, fresh: bool) -> Regime:
+    def init(key, params):
+        X, chol, Y, w = _real_data(key, params, T)
+        return RetrainState(jnp.int32(0), X, chol, Y, w, ())
+
+    def step(state, key, params):
+        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
+        return RetrainState(n, X, chol, Y, ols(chol, X.T @ Y), ()), jnp.nan
+
+    return Regime(init, step)
+
+
+def accumulate_regime(T: int, generations: int, fresh: bool) -> Regime:
+    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n."""
+
+    def init(key, params):
+        X, chol, Y, w = _real_data(key, params, T)
+        return RetrainState(jnp.int32(0), X, chol, Y, w, (X.T @ X, X.T @ Y))
+
+    def step(state, key, params):
+        n, X, _, Y, _ = _synthetic_data(state, key, params, fresh)
+        gram, xty = state.aux
+        gram, xty = gram + X.T @ X, xty + X.T @ Y
+        chol = jnp.linalg.cholesky(gram)
+        return RetrainState(n, X, chol, Y, ols(chol, xty), (gram, xty)), jnp.nan
+
+    return Regime(init, step)
+
+
+def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime:
+    """aux = (X_n, chol_n, pool_X, pool_Y): the newest design (the one synthetic data is drawn on) and
+    the (generations + 1) T pooled points, filled generation by generation.
+
+    With a fixed design the pool's rows are copies of X, so only the labels are pooled.
+    """
+    pool_size = (generations + 1) * T
+
+    def init(key, params):
+        X, chol, Y, w = _real_data(key, params, T)
+        pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
+        pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
+        return RetrainState(jnp.int32(0), X, chol, Y, w, (X, chol, pool_X, pool_Y))
+
+    def step(state, key, params):
+        design_X, design_chol, pool_X, pool_Y = state.aux
+        n, X, chol, Y, k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params, fresh)
+        pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
+        if fresh:
+            pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
+        # T indices uniformly without replacement among the (n + 1) T filled slots.
+        filled = jnp.arange(pool_size) < (n + 1) * T
+        idx = jnp.argsort(jnp.where(filled, jax.random.uniform(k_pool, (pool_size,)), 2.0))[:T]
+        Xs = pool_X[idx] if fresh else design_X[idx % T]
+        Ys = pool_Y[idx]
+        chol_s = gram_cholesky(Xs)
+        w = ols(chol_s, Xs.T @ Ys)
+        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y)), jnp.nan
+
+    return Regime(init, step)
+
+
+def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
+    """Token-level editing on the fixed design: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1}; aux = mask state.
+
+    The edit fraction reported for generation n is mean(diag M_n).
+    """
+    propose = EDIT_OPS[edit_op]
+    schedule = SCHEDULES[mask]()
+
+    def init(key, params):
+        X, chol, Y, w = _real_data(key, params, T)
+        return RetrainState(jnp.int32(0), X, chol, Y, w, schedule.init(T))
+
+    def step(state, key, params):
+        n = state.n + 1
+        _, k_noise, k_mask, _ = generation_keys(key, n)
+        X, Y_prev, w_prev = state.X, state.Y, state.w
+        proposal = propose(X, Y_prev, w_prev, _noise(k_noise, params, T))
+        m, mask_state = schedule.sample(state.aux, k_mask, n, Y_prev - X @ w_prev, params)
+        Y = apply_edit(m, proposal, Y_prev)
+        return RetrainState(n, X, state.chol, Y, ols(state.chol, X.T @ Y), mask_state), jnp.mean(m)
+
+    return Regime(init, step)
+
+
+def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str) -> Regime:
+    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES`."""
+    if regime == "edit":
+        return edit_regime(T, edit_op, mask)
+    fresh = design == "fresh"
+    factory = {"replace": replace_regime, "accumulate": accumulate_regime,
+               "accumulate-subsample": accumulate_subsample_regime}[regime]
+    return factory(T, generations, fresh)
