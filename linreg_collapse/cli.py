@@ -17,8 +17,8 @@ PROG = "linreg-collapse"
 
 # Modules that register a command, in the order `--help` lists them.
 COMMAND_MODULES = (
-    "linreg_collapse.commands.simulate",
     "linreg_collapse.commands.reproduce",
+    "linreg_collapse.commands.simulate",
 )
 
 
@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except InputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # an unreadable input or unwritable output found mid-run
+        print(f"{PROG}: error: {err.strerror or err}: {err.filename!r}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

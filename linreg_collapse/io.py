@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import InputError, require
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -25,9 +27,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_writable(flag: str, path: str | os.PathLike) -> None:
+    """Fail early, before a long run, if ``path`` cannot be written (raises InputError naming ``flag``)."""
+    target = Path(path)
+    require(not target.is_dir(), f"{flag} {str(path)!r} is a directory, not a file")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"{flag} {str(path)!r}: cannot create directory {str(parent)!r} ({err.strerror})") from None
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as err:
+        raise InputError(f"{flag} {str(path)!r}: directory {str(parent)!r} is not writable ({err.strerror})") from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
