@@ -1,9 +1,9 @@
 """The simulator: ``lax.scan`` over generations inside ``vmap`` over trials, one jitted program.
 
 Trial i uses the key ``fold_in(k_trials, i)`` where ``k_wstar, k_trials = split(key(seed))``, so a
-trial's numbers do not depend on how many trials run beside it. Trials run in chunks of
-``CHUNK_TRIALS`` (the last one padded), which drives the progress bar and lets a run resume from a
-checkpoint of finished chunks.
+trial's numbers do not depend on how many trials run beside it. Trials run in chunks of at most
+``CHUNK_TRIALS`` (fewer when one trial's state is large; the last chunk padded), which drives the
+progress bar, bounds memory, and lets a run resume from a checkpoint of finished chunks.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from .io import atomic_path
 from .regimes import Params, make_regime
 
 CHUNK_TRIALS = 1024
+CHUNK_BYTES = 512 * 2**20  # memory budget of one chunk's per-trial state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,13 +123,23 @@ def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, 
     return jax.jit(jax.vmap(one_trial, in_axes=(0, None)))
 
 
+def chunk_size(cfg: SimConfig) -> int:
+    """Trials per jitted call: at most CHUNK_TRIALS, and few enough that their state fits CHUNK_BYTES
+    (the accumulate-subsample pool holds (generations + 1) T labels, and rows too for a fresh design)."""
+    floats = cfg.T * (cfg.d + 1) + cfg.d * cfg.d
+    if cfg.regime == "accumulate-subsample":
+        floats += (cfg.generations + 1) * cfg.T * (1 + (cfg.d if cfg.design == "fresh" else 0))
+    per_trial = 2 * floats * jnp.dtype(cfg.dtype).itemsize  # x2: scan carries input and output state
+    return max(1, min(cfg.trials, CHUNK_TRIALS, CHUNK_BYTES // per_trial))
+
+
 def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None):
     """Per-trial test errors and edit fractions, each shape [trials, generations + 1], as float64 NumPy.
 
     ``checkpoint``: a file where finished chunks are saved after each chunk; a rerun of the same
     configuration resumes from it. The caller deletes it once the results are stored.
     """
-    chunk = min(cfg.trials, CHUNK_TRIALS)
+    chunk = chunk_size(cfg)
     n_chunks = -(-cfg.trials // chunk)
     done = _load_checkpoint(checkpoint, cfg) if checkpoint else {}
     with jax.enable_x64(cfg.dtype == "float64"):
@@ -166,7 +177,7 @@ def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | No
 
 
 def _fingerprint(cfg: SimConfig) -> str:
-    text = json.dumps(cfg.to_dict(), sort_keys=True) + str(CHUNK_TRIALS)
+    text = json.dumps(cfg.to_dict(), sort_keys=True) + str(chunk_size(cfg))
     if cfg.masks is not None:
         text += hashlib.sha256(np.ascontiguousarray(cfg.masks, np.float64).tobytes()).hexdigest()
     return hashlib.sha256(text.encode()).hexdigest()

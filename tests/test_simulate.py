@@ -49,6 +49,11 @@ def test_replace_fresh_powerlaw_design_grows_linearly():
     assert agrees(result, result.generation + 1)
 
 
+def test_float32_replace_grows_linearly():
+    result = simulate(SimConfig(regime="replace", dtype="float32", trials=TRIALS, **SHAPE))
+    assert agrees(result, result.generation + 1)
+
+
 def test_accumulate_sum_of_inverse_squares(accumulate_run):
     k = accumulate_run.generation + 1
     harmonic2 = np.cumsum(1.0 / np.arange(1, k[-1] + 1) ** 2)
