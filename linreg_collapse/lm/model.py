@@ -44,18 +44,26 @@ def _normal(key, shape, std):
     return std * jax.random.normal(key, shape, dtype=jnp.float32)
 
 
-def layer_norm(x, gain, bias, eps=1e-5):
+class LayerNorm(eqx.Module):
     """(x - mean) / sqrt(var + eps) * gain + bias over the last axis."""
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + eps) * gain + bias
+
+    gain: jax.Array
+    bias: jax.Array
+
+    def __init__(self, d: int):
+        self.gain, self.bias = jnp.ones(d), jnp.zeros(d)
+
+    def __call__(self, x, eps=1e-5):
+        mean = x.mean(-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(-1, keepdims=True)
+        return (x - mean) * jax.lax.rsqrt(var + eps) * self.gain + self.bias
 
 
 class Block(eqx.Module):
     """x + Attn(LN(x)), then x + MLP(LN(x)); the MLP is D -> 4D -> D with GELU."""
 
-    ln1: jax.Array  # (2, D): gain, bias
-    ln2: jax.Array
+    ln1: LayerNorm
+    ln2: LayerNorm
     w_qkv: jax.Array  # (D, 3D)
     w_out: jax.Array  # (D, D)
     w_up: jax.Array  # (D, 4D)
@@ -66,8 +74,7 @@ class Block(eqx.Module):
         d = config.d_model
         k1, k2, k3, k4 = jax.random.split(key, 4)
         out_std = 0.02 / math.sqrt(2 * config.n_layers)  # GPT-2: residual projections scaled by depth
-        self.ln1 = jnp.stack([jnp.ones(d), jnp.zeros(d)])
-        self.ln2 = jnp.stack([jnp.ones(d), jnp.zeros(d)])
+        self.ln1, self.ln2 = LayerNorm(d), LayerNorm(d)
         self.w_qkv = _normal(k1, (d, 3 * d), 0.02)
         self.w_out = _normal(k2, (d, d), out_std)
         self.w_up = _normal(k3, (d, 4 * d), 0.02)
@@ -77,7 +84,7 @@ class Block(eqx.Module):
     def qkv(self, x):
         """Queries, keys and values, each (B, H, T, D/H)."""
         b, t, d = x.shape
-        h = layer_norm(x, *self.ln1) @ self.w_qkv
+        h = self.ln1(x) @ self.w_qkv
         return [z.reshape(b, t, self.n_heads, d // self.n_heads).transpose(0, 2, 1, 3) for z in jnp.split(h, 3, -1)]
 
     def finish(self, x, q, k, v, mask):
@@ -87,7 +94,7 @@ class Block(eqx.Module):
         attended = jnp.einsum("bhqk,bhkd->bhqd", weights, v)
         b, _, t, _ = attended.shape
         x = x + attended.transpose(0, 2, 1, 3).reshape(b, t, -1) @ self.w_out
-        return x + jax.nn.gelu(layer_norm(x, *self.ln2) @ self.w_up) @ self.w_down
+        return x + jax.nn.gelu(self.ln2(x) @ self.w_up) @ self.w_down
 
     def __call__(self, x):
         q, k, v = self.qkv(x)
@@ -101,7 +108,7 @@ class Transformer(eqx.Module):
     embed: jax.Array  # (V, D)
     pos: jax.Array  # (block_size, D)
     blocks: tuple[Block, ...]
-    ln_f: jax.Array
+    ln_f: LayerNorm
     config: ModelConfig = eqx.field(static=True)
 
     def __init__(self, config: ModelConfig, key):
@@ -109,11 +116,11 @@ class Transformer(eqx.Module):
         self.embed = _normal(k_embed, (config.vocab_size, config.d_model), 0.02)
         self.pos = _normal(k_pos, (config.block_size, config.d_model), 0.01)
         self.blocks = tuple(Block(config, k) for k in k_blocks)
-        self.ln_f = jnp.stack([jnp.ones(config.d_model), jnp.zeros(config.d_model)])
+        self.ln_f = LayerNorm(config.d_model)
         self.config = config
 
     def logits(self, x):
-        return layer_norm(x, *self.ln_f) @ self.embed.T
+        return self.ln_f(x) @ self.embed.T
 
     def __call__(self, tokens):
         """Next-token logits (B, T, V) for input tokens (B, T), T <= block_size."""
