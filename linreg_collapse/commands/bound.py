@@ -1,0 +1,65 @@
+"""``linreg-collapse bound``: the symbolic test-error results of a regime, pretty and LaTeX, with their values."""
+
+from __future__ import annotations
+
+import argparse
+
+import sympy as sp
+
+from ..config import EDIT_OPS, MASKS, REGIMES, validate, SimConfig
+from ..errors import require
+from ..theory import Result, evaluate, results_for
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bound", help="print the closed-form test error of a regime (pretty, LaTeX) and its value",
+        description="Print every symbolic result for a regime with its assumptions, as a pretty formula and as "
+                    "LaTeX, and its value at the given T, d, sigma, generation n and edit parameters.")
+    p.add_argument("--regime", choices=REGIMES, required=True)
+    p.add_argument("--T", type=int, required=True, help="samples per generation")
+    p.add_argument("--d", type=int, required=True, help="dimension")
+    p.add_argument("--sigma", type=float, default=1.0, help="label noise std (default 1)")
+    p.add_argument("--generation", type=int, default=1, help="generation n the value is taken at (default 1)")
+    p.add_argument("--edit-op", choices=EDIT_OPS, help="edit: only results for this proposal")
+    p.add_argument("--mask", choices=MASKS, help="edit: only results for this mask schedule")
+    p.add_argument("--edit-fraction", type=float, default=0.1, help="p = q: fraction edited per generation (0.1)")
+    p.add_argument("--decay", type=float, default=0.5, help="eta of the disjoint schedule p eta^(n-1) (0.5)")
+    p.add_argument("--total-fraction", type=float, default=1.0, help="Q = sum of the edit fractions (1)")
+    p.set_defaults(run=run)
+
+
+def values_from_args(args: argparse.Namespace) -> dict[str, float]:
+    """Symbol values for :func:`~linreg_collapse.theory.evaluate` (validated: InputError on bad input)."""
+    validate(SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
+                       decay=args.decay))
+    require(args.generation >= 0, f"--generation {args.generation} must be >= 0")
+    require(0 <= args.total_fraction <= 1, f"--total-fraction {args.total_fraction} must lie in [0, 1]")
+    k = round(args.edit_fraction * args.T)
+    return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1, p=args.edit_fraction, q=k / args.T, k=k,
+                eta=args.decay, gamma=args.d / args.T, Q=args.total_fraction)
+
+
+def describe(result: Result, values: dict[str, float]) -> str:
+    """The block printed for one result."""
+    if result.expr.has(sp.Indexed):
+        value = "depends on every fraction p_1..p_n (theory.relative_error_curve); constant p: edit-perturb-random"
+    else:
+        used = ", ".join(f"{s.name}={values[s.name]:g}" for s in sorted(result.expr.free_symbols, key=str))
+        value = f"{evaluate(result, **values):.6g}   ({used})"
+    pretty = sp.pretty(result.relative, use_unicode=False)
+    return "\n".join([f"== {result.name} [{result.kind}]", f"assumptions: {result.assumptions}",
+                      "E_test / BASE =", pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
+
+
+def run(args: argparse.Namespace) -> int:
+    values = values_from_args(args)
+    chosen = results_for(args.regime, args.edit_op, args.mask)
+    print(f"# regime={args.regime} T={args.T} d={args.d} sigma={args.sigma:g} n={args.generation}; "
+          f"generation 0 = the fit on real data; BASE = sigma^2 d/(T-d-1) = {evaluate(chosen[0], **values):.6g}")
+    for result in chosen:
+        print()
+        print(describe(result, values))
+    if len(chosen) == 1:
+        print(f"\n(no closed form for regime {args.regime!r} beyond generation 0)")
+    return 0

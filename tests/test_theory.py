@@ -1,0 +1,150 @@
+"""Symbolic results: lambdified sympy against direct numeric evaluation, the recurrences against
+brute force, the numeric API's contracts, and the ``bound`` command."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from linreg_collapse import theory as th
+from linreg_collapse.cli import main
+from linreg_collapse.config import SimConfig
+from linreg_collapse.errors import InputError
+
+R = th.results()
+
+
+def rel(name: str, **values) -> float:
+    """Result ``name`` in units of BASE (sigma = 1, T = 50, d = 10 unless given)."""
+    values = {"sigma": 1.0, "T": 50, "d": 10, **values}
+    return th.evaluate(R[name], **values) / (values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1))
+
+
+def resample_random_direct(q: float, gamma: float, generations: int) -> np.ndarray:
+    """a_n of the proportional-limit recurrence, written out by hand."""
+    a, b, out = 1.0, 1.0, [1.0]
+    for _ in range(generations):
+        a, b = a + q * (1 - q) * (1 - gamma) * b + q, b * (1 - q) * (1 - q * gamma) + q
+        out.append(a)
+    return np.array(out)
+
+
+def gaussian_process_direct(fractions) -> np.ndarray:
+    """d/T -> 0 resample with disjoint edits by brute force: u_n = nu_n + sum_{i<=n} q_i u_{i-1} as a
+    combination of nu_0..nu_N with Cov(nu_j, nu_m) = 1 - (q_{j+1} + ... + q_m)."""
+    N = len(fractions)
+    cum = np.concatenate([[0.0], np.cumsum(fractions)])
+    cov = 1 - np.abs(cum[:, None] - cum[None, :])
+    coef, out = [np.eye(N + 1)[0]], [1.0]
+    for n in range(1, N + 1):
+        c = np.eye(N + 1)[n] + sum(fractions[i - 1] * coef[i - 1] for i in range(1, n + 1))
+        coef.append(c)
+        out.append(c @ cov @ c)
+    return np.array(out)
+
+
+def test_base_replace_and_paper_convention():
+    assert rel("ols") == pytest.approx(1.0)
+    assert th.evaluate(R["ols"], sigma=2.0, T=50, d=10) == pytest.approx(4 * 10 / 39)
+    for n in range(5):
+        assert rel("replace", n=n) == pytest.approx(n + 1)
+        assert rel("replace-paper-convention", m=n + 1) == pytest.approx(rel("replace", n=n))
+
+
+def test_accumulate_sum_and_supremum():
+    for n in range(6):
+        assert rel("accumulate", n=n) == pytest.approx(sum(1 / k**2 for k in range(1, n + 2)), rel=1e-12)
+    assert float(R["accumulate-sup"].relative) == pytest.approx(math.pi**2 / 6, rel=1e-15)
+    np.testing.assert_allclose(th.relative_error_curve("accumulate", np.zeros(4)),
+                               np.cumsum(1 / np.arange(1, 6) ** 2), rtol=1e-12)
+
+
+def test_perturb_closed_forms():
+    p, eta = 0.3, 0.6
+    for n in range(6):
+        direct = 1 + sum(p * eta ** (i - 1) for i in range(1, n + 1))
+        assert rel("edit-perturb-disjoint", n=n, p=p, eta=eta) == pytest.approx(direct, rel=1e-12)
+        assert rel("edit-perturb-random", n=n, p=p) == pytest.approx(1 + n * p)
+    assert rel("edit-perturb-disjoint-limit", p=p, eta=eta) == pytest.approx(1 + p / (1 - eta), rel=1e-12)
+    assert rel("edit-perturb-paper-bound") == pytest.approx(2.0)
+    fractions = [0.2, 0.05, 0.3]
+    np.testing.assert_allclose(th.relative_error_curve("edit", fractions), 1 + np.cumsum([0, *fractions]))
+
+
+def test_resample_first_generation_matches_beta_moments():
+    T, d, k = 50, 10, 5
+    diag_sq = stats.beta(d / 2, (T - d) / 2).moment(2)  # E[H_tt^2]
+    off_sq = (d / T - diag_sq) / (T - 1)  # E[H_st^2], s != t
+    direct = (d + 2 * k * d / T - k * diag_sq - k * (k - 1) * off_sq) / d
+    assert rel("edit-resample-first", T=T, d=d, k=k) == pytest.approx(direct, rel=1e-12)
+
+
+def test_resample_random_closed_form_and_slope():
+    q, gamma = 0.15, 0.3
+    direct = resample_random_direct(q, gamma, 30)
+    closed = [rel("edit-resample-random", n=n, q=q, gamma=gamma) for n in range(31)]
+    np.testing.assert_allclose(closed, direct, rtol=1e-12)
+    np.testing.assert_allclose(th.relative_error_curve("edit", [q] * 30, edit_op="resample", T=100, d=30), direct,
+                               rtol=1e-12)
+    late = resample_random_direct(q, gamma, 300)  # rho^300 ~ 1e-27: b_n at its fixed point
+    assert rel("edit-resample-random-slope", q=q, gamma=gamma) == pytest.approx(late[-1] - late[-2], rel=1e-12)
+
+
+def test_resample_disjoint_recurrence_matches_brute_force_and_bounds():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        fractions = rng.dirichlet(np.ones(6)) * rng.uniform(0.3, 1.0)
+        curve = th.relative_error_curve("edit", fractions, edit_op="resample", mask="disjoint")
+        np.testing.assert_allclose(curve, gaussian_process_direct(fractions), rtol=1e-12)
+        total = fractions.sum()
+        assert curve[-1] <= rel("edit-resample-disjoint-sup", Q=total)
+        assert np.all(curve <= np.concatenate([[1], np.cumprod(1 + fractions) ** 2]) + 1e-12)  # Gronwall
+    fine = th.relative_error_curve("edit", np.full(2000, 1 / 2000), edit_op="resample", mask="disjoint")
+    assert fine[-1] == pytest.approx(2 * math.e - 1, rel=1e-3)
+    assert th.relative_bounds()["edit-resample-disjoint-sup"] == pytest.approx(2 * math.e - 1, rel=1e-14)
+    assert th.relative_bounds()["edit-resample-gronwall"] == pytest.approx(math.e**2, rel=1e-14)
+
+
+def test_relative_error_curve_rejects_bad_input():
+    with pytest.raises(InputError, match="fractions"):
+        th.relative_error_curve("edit", None)
+    with pytest.raises(InputError, match="lie in"):
+        th.relative_error_curve("edit", [1.5])
+    with pytest.raises(InputError, match="d/T -> 0"):
+        th.relative_error_curve("edit", [0.1], edit_op="resample", mask="disjoint", T=50, d=10)
+    with pytest.raises(InputError, match="regime"):
+        th.relative_error_curve("accumulate-subsample", [0.1])
+
+
+def test_expected_relative_error_for_configs():
+    base = dict(T=50, d=10, generations=3, trials=2)
+    assert th.expected_relative_error(SimConfig(regime="replace", design="fresh", **base)).tolist() == [1, 2, 3, 4]
+    for kw in (dict(regime="accumulate", design="fresh"), dict(regime="accumulate-subsample"),
+               dict(regime="edit", mask="threshold"), dict(regime="edit", edit_op="resample", mask="disjoint")):
+        assert th.expected_relative_error(SimConfig(**kw, **base)) is None
+    disjoint = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.5, decay=0.9, **base)
+    np.testing.assert_allclose(th.realised_fractions(disjoint), [0.5, 0.44, 0.06])  # round(22.5) = 22, then the rest
+    np.testing.assert_allclose(th.expected_relative_error(disjoint), [1, 1.5, 1.94, 2.0])
+    assert th.theory_kind(SimConfig(regime="edit", edit_op="resample", **base)) == "limit"
+
+
+def test_bound_command_prints_expression_latex_and_value(capsys):
+    assert main(["bound", "--regime", "replace", "--T", "50", "--d", "10", "--generation", "3"]) == 0
+    out = capsys.readouterr().out
+    assert r"LaTeX: \frac{d \sigma^{2} \left(n + 1\right)}{T - d - 1}" in out
+    assert "value: 1.02564" in out  # (n + 1) d/(T-d-1) = 4 * 10/39 at n = 3
+    assert "paper" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--regime", "edit", "--T", "5", "--d", "10"], "must be > d + 1"),
+    (["--regime", "edit", "--T", "50", "--d", "10", "--edit-fraction", "2"], "edit_fraction"),
+    (["--regime", "edit", "--T", "50", "--d", "10", "--generation", "-1"], "--generation"),
+])
+def test_bound_command_bad_input_is_one_line(argv, message, capsys):
+    assert main(["bound", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
