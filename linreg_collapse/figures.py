@@ -1,0 +1,427 @@
+"""Theorem figures: simulation bands against the results of :mod:`linreg_collapse.theory`.
+
+Each ``figure_*`` function takes a :class:`FigureSettings`, runs the simulations it needs (deterministic
+from ``settings.seed``) and returns a matplotlib Figure drawn in the package style. Errors are shown
+relative to ``base = sigma^2 d/(T-d-1)``, the expected error of one OLS fit on real data; generation 0 is
+that fit, so ``replace`` reaches ``n + 1`` at generation n (the ToEdit paper counts it as n).
+
+Artists carry labels that the tests read: a simulated series is a line plus a 95% t-interval band (a
+``PolyCollection``), both labelled with the setting; theory meant to match it is a dashed line
+``"<setting> theory"``; a limit it need not match (d/T -> 0) is a dotted line ``"<setting> d/T→0 limit"``.
+:func:`write_all` writes every figure as PNG and PDF.
+
+The simulations share one trial count and a few shapes so that JAX compiles each program once
+(1-4 s each on a CPU); sweeps change only traced parameters (p, eta, tau).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+import matplotlib
+import numpy as np
+import sympy as sp
+from matplotlib import ticker
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from tqdm.auto import tqdm
+
+from . import theory
+from .config import SimConfig
+from .errors import InputError
+from .io import atomic_path, check_writable
+from .simulate import SimResult, mean_interval, simulate
+from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
+
+THEORY = "theory"
+LIMIT = "d/T→0 limit"
+BASE_LABEL = "σ²d/(T−d−1)"
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureSettings:
+    """Size of the figure simulations; the defaults make the published figures.
+
+    ``samples_T``: the sample sizes of :func:`figure_error_vs_samples_ratio`.
+    ``grid_size``: the number of p (and eta) values of the heat maps; ``thresholds``: the tau of
+    :func:`figure_threshold_masks`.
+    """
+
+    T: int = 50
+    d: int = 10
+    sigma: float = 1.0
+    generations: int = 10
+    trials: int = 500
+    seed: int = 0
+    samples_T: tuple[int, ...] = (25, 50, 200)
+    grid_size: int = 7
+    thresholds: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
+
+    def config(self, regime: str, **options) -> SimConfig:
+        """The :class:`SimConfig` of ``regime`` at these settings (``options`` override any field)."""
+        fields = dict(T=self.T, d=self.d, sigma=self.sigma, generations=self.generations,
+                      trials=self.trials, seed=self.seed)
+        return SimConfig(regime=regime, **{**fields, **options})
+
+
+def setting_name(cfg: SimConfig) -> str:
+    """The setting's key in :data:`~linreg_collapse.style.SETTING_COLORS`: the regime, or
+    ``"<edit_op> <mask>"`` for editing."""
+    return f"{cfg.edit_op} {cfg.mask}" if cfg.regime == "edit" else cfg.regime
+
+
+def setting_label(cfg: SimConfig) -> str:
+    """Legend label: the setting plus its schedule parameters."""
+    name = setting_name(cfg)
+    if cfg.regime != "edit":
+        return name
+    if cfg.mask == "random":
+        return f"{name}, p={cfg.edit_fraction:.3g}"
+    if cfg.mask == "disjoint":
+        return f"{name}, p={cfg.edit_fraction:.3g}, η={cfg.decay:.3g}"
+    return f"{name}, τ={cfg.threshold:.3g}"
+
+
+def theory_curve(cfg: SimConfig) -> Optional[tuple[np.ndarray, str]]:
+    """Theory's E_test/base at generations 0..N for ``cfg`` and its kind, or None where theory has no
+    result (accumulate-subsample, threshold masks).
+
+    Kind :data:`THEORY`: exact, or the proportional limit at gamma = d/T (resample, random masks);
+    kind :data:`LIMIT`: resample with disjoint masks, whose only result is the d/T -> 0 limit.
+    Editing uses the fractions the simulator's masks realise (whole positions).
+    """
+    expected = theory.expected_relative_error(cfg)
+    if expected is not None:
+        return np.asarray(expected, float), THEORY
+    if cfg.regime == "edit" and cfg.edit_op == "resample" and cfg.mask == "disjoint":
+        curve = theory.relative_error_curve("edit", theory.realised_fractions(cfg), edit_op="resample",
+                                            mask="disjoint")
+        return np.asarray(curve, float), LIMIT
+    return None
+
+
+def edit_budget_bound(name: str, budgets: np.ndarray) -> np.ndarray:
+    """The theory result ``name`` (in units of base, a function of the total edit budget Q) at ``budgets``."""
+    expr = theory.results()[name].relative
+    return np.broadcast_to(np.asarray(sp.lambdify(theory.Q, expr, modules="numpy")(budgets), float), budgets.shape)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Drawing helpers
+
+
+def draw_band(ax, x, mean, low, high, label: str, color: str, marker: str = "o") -> None:
+    """Simulation mean (markers on a thin line) and its interval (band), both labelled ``label``."""
+    ax.fill_between(x, low, high, color=color, alpha=BAND_ALPHA, linewidth=0, label=label)
+    ax.plot(x, mean, marker=marker, color=color, label=label, markersize=3.5, linewidth=0.8, alpha=0.9)
+
+
+def draw_theory(ax, x, values, label: str, color: str, kind: str = THEORY) -> None:
+    """Theory line ``"<label> <kind>"`` above the simulation: dashed for theory, dotted for a limit."""
+    style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
+    ax.plot(x, values, style, color=color, label=f"{label} {kind}", linewidth=1.5, zorder=3)
+
+
+def style_handles(kinds=(THEORY,), simulation: str = "simulation mean, 95% CI band") -> list:
+    """Legend entries for the line styles: simulation, then each kind of theory line drawn."""
+    handles = [Line2D([], [], color="0.3", marker="o", markersize=3, linewidth=0.8, label=simulation)]
+    styles = {THEORY: THEORY_LINESTYLE, LIMIT: LIMIT_LINESTYLE}
+    return handles + [Line2D([], [], color="0.3", linestyle=styles[k], label=k) for k in styles if k in kinds]
+
+
+def plain_log_ticks(ax, axis: str = "y") -> None:
+    """Log scale on ``axis`` with ticks written as plain numbers (2, 5 rather than 2×10⁰)."""
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    target.set_major_formatter(ticker.FormatStrFormatter("%g"))
+    target.set_minor_formatter(ticker.FuncFormatter(
+        lambda v, _: f"{v:g}" if round(v / 10 ** np.floor(np.log10(v)), 6) in (2, 3, 5) else ""))
+
+
+def relative(result: SimResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and interval of the run's test error divided by base."""
+    return result.mean / result.base, result.ci_low / result.base, result.ci_high / result.base
+
+
+def draw_run(ax, result: SimResult, kinds: set) -> None:
+    """One run against generation: band, plus its theory line where theory has one (kind added to ``kinds``)."""
+    label, color = setting_label(result.config), SETTING_COLORS[setting_name(result.config)]
+    draw_band(ax, result.generation, *relative(result), label, color)
+    curve = theory_curve(result.config)
+    if curve is not None:
+        draw_theory(ax, result.generation, curve[0], label, color, curve[1])
+        kinds.add(curve[1])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figures
+
+
+def generation_configs(s: FigureSettings) -> list[SimConfig]:
+    """Every regime, and editing with both proposals and both schedules at a total edit budget of about 1."""
+    disjoint = dict(regime="edit", mask="disjoint", edit_fraction=0.5, decay=0.5)
+    random = dict(regime="edit", mask="random", edit_fraction=1.0 / s.generations)
+    return [
+        s.config("replace"),
+        s.config("accumulate"),
+        s.config("accumulate-subsample"),
+        s.config(**random, edit_op="perturb"),
+        s.config(**random, edit_op="resample"),
+        s.config(**disjoint, edit_op="perturb"),
+        s.config(**disjoint, edit_op="resample"),
+    ]
+
+
+def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
+    """Test error / base against generation, simulation bands and theory lines: retraining regimes
+    (top) and token-level editing (bottom), linear scale (left) and log scale (right)."""
+    results = [simulate(cfg) for cfg in generation_configs(s)]
+    rows = {"retraining": [r for r in results if r.config.regime != "edit"],
+            "token-level editing": [r for r in results if r.config.regime == "edit"]}
+    with figure_style():
+        fig = Figure(figsize=(9.0, 7.0))
+        axes = fig.subplots(2, 2, sharex=True)
+        for row_axes, (title, row_results) in zip(axes, rows.items()):
+            kinds: set = set()
+            for ax, scale in zip(row_axes, ("linear", "log")):
+                for result in row_results:
+                    draw_run(ax, result, kinds)
+                if scale == "log":
+                    plain_log_ticks(ax)
+                ax.set_ylabel(f"test error / {BASE_LABEL}")
+                ax.set_title(f"{title}, {scale} scale")
+                ax.xaxis.get_major_locator().set_params(integer=True)
+            colours = [Patch(color=SETTING_COLORS[setting_name(r.config)], label=setting_label(r.config))
+                       for r in row_results]
+            row_axes[1].legend(handles=colours + style_handles(kinds), loc="center left", bbox_to_anchor=(1.02, 0.5))
+        for ax in axes[1]:
+            ax.set_xlabel("generation n (0 = fit on real data)")
+        fig.suptitle(f"Test error across generations (T={s.T}, d={s.d}, σ={s.sigma:g}, {s.trials} trials)")
+    return fig
+
+
+def edit_budget_configs(s: FigureSettings, edit_op: str, mask: str) -> list[SimConfig]:
+    """Schedules of growing total edit budget sum_n p_n: random masks with p = B/N for B in [0, 2]
+    (positions edited repeatedly once B > 1) or disjoint masks with eta = 1/2 (B <= 1)."""
+    if mask == "random":
+        return [s.config("edit", edit_op=edit_op, mask=mask, edit_fraction=float(b / s.generations))
+                for b in np.linspace(0.0, 2.0, 11)]
+    return [s.config("edit", edit_op=edit_op, mask=mask, edit_fraction=float(p), decay=0.5)
+            for p in np.linspace(0.0, 0.5, 6)]
+
+
+# Bounds drawn against the edit budget Q (each assumes every position is edited at most once, Q <= 1).
+EDIT_BUDGET_BOUNDS = {
+    "perturb": {"edit-perturb-paper-bound": "paper's bound 2σ²d/(T−d−1)"},
+    "resample": {"edit-perturb-paper-bound": "paper's bound 2σ²d/(T−d−1)",
+                 "edit-resample-disjoint-sup": "sup over disjoint schedules (d/T→0)",
+                 "edit-resample-gronwall": "Grönwall bound exp(2Q) (d/T→0)"},
+}
+
+
+def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
+    """Final test error / base against the realised total edit budget Q = sum_n p_n, perturb against
+    resample, random and disjoint masks, with theory at each schedule and the bounds of theory.py."""
+    with figure_style():
+        fig = Figure(figsize=(9.5, 4.2))
+        axes = fig.subplots(1, 2, sharey=True)
+        budget_axis = np.linspace(0.0, 1.0, 101)
+        bound_colors = ("#D55E00", "0.35", "0.6")
+        for ax, op in zip(axes, ("perturb", "resample")):
+            kinds: set = set()
+            for mask, marker in (("random", "o"), ("disjoint", "s")):
+                results = [simulate(cfg) for cfg in edit_budget_configs(s, op, mask)]
+                budget = np.array([r.edit_fraction[1:].sum() for r in results])
+                final = np.array([[v[-1] for v in relative(r)] for r in results])
+                label, color = f"{op}, {mask} masks", SETTING_COLORS[f"{op} {mask}"]
+                draw_band(ax, budget, *final.T, label, color, marker=marker)
+                curves = [theory_curve(r.config) for r in results]
+                draw_theory(ax, budget, [c[0][-1] for c in curves], label, color, curves[0][1])
+                kinds.add(curves[0][1])
+            for (name, label), color in zip(EDIT_BUDGET_BOUNDS[op].items(), bound_colors):
+                ax.plot(budget_axis, edit_budget_bound(name, budget_axis), "-", color=color, linewidth=1.0, label=label)
+            ax.set_title(f"{op} proposal")
+            ax.set_xlabel("total edit budget Q = Σₙ pₙ (realised)")
+            handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
+            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left")
+        axes[0].set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
+        fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, "
+                     f"{s.trials} trials; bounds assume each position is edited at most once, Q ≤ 1)")
+    return fig
+
+
+def samples_ratio_configs(s: FigureSettings) -> list[SimConfig]:
+    """One configuration per regime (editing: both proposals, disjoint masks) and value of T/d."""
+    settings = [dict(regime="replace"), dict(regime="accumulate"), dict(regime="accumulate-subsample"),
+                dict(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.5, decay=0.5),
+                dict(regime="edit", edit_op="resample", mask="disjoint", edit_fraction=0.5, decay=0.5)]
+    return [s.config(T=T, **options) for options in settings for T in s.samples_T]
+
+
+def figure_error_vs_samples_ratio(s: FigureSettings = FigureSettings()) -> Figure:
+    """Test error / sigma^2 after N generations against T/d for each regime: simulation points with
+    95% intervals and theory curves over every integer T in the range."""
+    groups: dict[str, list[SimResult]] = {}
+    for cfg in samples_ratio_configs(s):
+        groups.setdefault(setting_label(cfg), []).append(simulate(cfg))
+    T_axis = np.arange(int(0.8 * min(s.samples_T)), int(1.2 * max(s.samples_T)) + 1)
+    T_axis = T_axis[T_axis > s.d + 1]
+    with figure_style():
+        fig = Figure(figsize=(6.8, 4.6))
+        ax = fig.subplots()
+        kinds: set = set()
+        for label, group in groups.items():
+            color = SETTING_COLORS[setting_name(group[0].config)]
+            ratio = np.array([r.config.T / s.d for r in group])
+            mean, low, high = (np.array([getattr(r, k)[-1] for r in group]) / s.sigma**2
+                               for k in ("mean", "ci_low", "ci_high"))
+            ax.errorbar(ratio, mean, yerr=[mean - low, high - mean], fmt="o", color=color, capsize=2,
+                        markersize=4, label=label)
+            curves = [(theory_curve(cfg), cfg.base) for cfg in
+                      (dataclasses.replace(group[0].config, T=int(T)) for T in T_axis)]
+            if curves[0][0] is not None:
+                kind = curves[0][0][1]
+                draw_theory(ax, T_axis / s.d, [c[0][-1] * base / s.sigma**2 for c, base in curves], label, color, kind)
+                kinds.add(kind)
+        plain_log_ticks(ax, "x")
+        plain_log_ticks(ax, "y")
+        ax.set_xlabel("samples per dimension T/d")
+        ax.set_ylabel(f"test error / σ² after N={s.generations} generations")
+        ax.set_title(f"Error against T/d (d={s.d}, {s.trials} trials)")
+        handles = [Line2D([], [], color=SETTING_COLORS[setting_name(g[0].config)], marker="o", linestyle="",
+                          label=label) for label, g in groups.items()]
+        ax.legend(handles=handles + style_handles(kinds, "simulation mean, 95% CI")[1:], loc="upper right")
+    return fig
+
+
+def figure_edit_heatmap(s: FigureSettings = FigureSettings()) -> Figure:
+    """Error / base: after N generations for disjoint schedules over (p, eta), both proposals, and per
+    generation for constant-p random schedules (resample). Simulation in colour (``grid_size`` values a
+    side), theory as white contours on a grid four times finer, at the colour bar's ticks."""
+    p_grid, eta_grid = np.linspace(0.0, 1.0, s.grid_size), np.linspace(0.1, 1.0, s.grid_size)
+    p_fine, eta_fine = np.linspace(0.0, 1.0, 4 * s.grid_size), np.linspace(0.1, 1.0, 4 * s.grid_size)
+    generations = np.arange(s.generations + 1)
+
+    def disjoint(op, p, eta):
+        return s.config("edit", edit_op=op, mask="disjoint", edit_fraction=float(p), decay=float(eta))
+
+    def random(p):
+        return s.config("edit", edit_op="resample", mask="random", edit_fraction=float(p))
+
+    with figure_style():
+        fig = Figure(figsize=(12.5, 4.0))
+        axes = fig.subplots(1, 3)
+        for ax, op in zip(axes, ("perturb", "resample")):
+            sim = [[relative(simulate(disjoint(op, p, eta)))[0][-1] for p in p_grid] for eta in eta_grid]
+            curves = [[theory_curve(disjoint(op, p, eta)) for p in p_fine] for eta in eta_fine]
+            th = [[curve[-1] for curve, _ in row] for row in curves]
+            draw_heatmap(fig, ax, (p_grid, eta_grid, sim), (p_fine, eta_fine, th), curves[0][0][1],
+                         f"{op}, disjoint masks, generation {s.generations}", "first-generation edit fraction p",
+                         "decay η")
+        sim = np.transpose([relative(simulate(random(p)))[0] for p in p_grid])
+        curves = [theory_curve(random(p)) for p in p_fine]
+        draw_heatmap(fig, axes[2], (p_grid, generations, sim), (p_fine, generations, np.transpose([c for c, _ in curves])),
+                     curves[0][1], "resample, random masks", "edit fraction p (every generation)", "generation n")
+        fig.suptitle(f"Test error / {BASE_LABEL} (T={s.T}, d={s.d}, {s.trials} trials): simulation in colour, "
+                     "theory as white contours (dashed: theory, dotted: d/T→0 limit)")
+    return fig
+
+
+def draw_heatmap(fig, ax, simulated, predicted, kind: str, title: str, xlabel: str, ylabel: str) -> None:
+    """Simulated (x, y, values) as cells with a colour bar; predicted (x, y, values) as contours labelled
+    with their level at the bar's ticks, dashed for theory and dotted for a limit."""
+    mesh = ax.pcolormesh(*simulated, shading="nearest", cmap="viridis", label="simulation")
+    bar = fig.colorbar(mesh, ax=ax)
+    bar.set_label(f"test error / {BASE_LABEL}")
+    values = np.asarray(predicted[2])
+    low, high = values.min(), values.max()
+    levels = [v for v in bar.get_ticks() if low + 0.02 * (high - low) < v < high - 0.02 * (high - low)]
+    style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
+    contours = ax.contour(*predicted, levels=levels, colors="white", linestyles=style, linewidths=1.1)
+    contours.set_label(kind)
+    ax.clabel(contours, fontsize=7, fmt="%g")
+    ax.set_title(f"{title} ({kind})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(False)
+
+
+def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
+    """Threshold masks (edit position t iff |residual| <= tau sigma, resample proposal): realised edit
+    fraction (left) and test error / base (right) per generation, one series per tau. Theory has no
+    result for masks that depend on the data; the dotted lines are random masks at the same fractions."""
+    results = [simulate(s.config("edit", edit_op="resample", mask="threshold", threshold=tau))
+               for tau in s.thresholds]
+    colors = matplotlib.colormaps["plasma"](np.linspace(0.1, 0.8, len(results)))
+    with figure_style():
+        fig = Figure(figsize=(9.5, 4.0))
+        ax_frac, ax_err = fig.subplots(1, 2)
+        for result, color in zip(results, colors):
+            label, cfg = setting_label(result.config), result.config
+            mean, _, low, high = mean_interval(result.edit_fractions[:, 1:])
+            draw_band(ax_frac, result.generation[1:], mean, low, high, label, color)
+            draw_band(ax_err, result.generation, *relative(result), label, color)
+            random_masks = theory.relative_error_curve("edit", mean, edit_op="resample", mask="random", T=cfg.T, d=cfg.d)
+            ax_err.plot(result.generation, random_masks, LIMIT_LINESTYLE, color=color, linewidth=1.5, zorder=3,
+                        label=f"{label} random masks at these fractions (theory)")
+        ax_frac.set_xlabel("generation n")
+        ax_frac.set_ylabel("realised edit fraction pₙ")
+        ax_frac.set_title("share of positions edited")
+        ax_err.set_xlabel("generation n (0 = fit on real data)")
+        ax_err.set_ylabel(f"test error / {BASE_LABEL}")
+        ax_err.set_title("test error")
+        for ax in (ax_frac, ax_err):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        handles = [Patch(color=c, label=setting_label(r.config)) for r, c in zip(results, colors)]
+        handles += [style_handles()[0], Line2D([], [], color="0.3", linestyle=LIMIT_LINESTYLE,
+                                               label="theory: random masks at the same fractions")]
+        fig.legend(handles=handles, loc="outside lower center", ncols=3)
+        fig.suptitle(f"Threshold masks, resample proposal (T={s.T}, d={s.d}, {s.trials} trials)")
+    return fig
+
+
+FIGURES: dict[str, Callable[[FigureSettings], Figure]] = {
+    "error_vs_generation": figure_error_vs_generation,
+    "error_vs_edit_budget": figure_error_vs_edit_budget,
+    "error_vs_samples_ratio": figure_error_vs_samples_ratio,
+    "edit_heatmap": figure_edit_heatmap,
+    "threshold_masks": figure_threshold_masks,
+}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+def save_figure(fig: Figure, out_dir: str | os.PathLike, name: str) -> list[Path]:
+    """Write ``fig`` as ``<name>.png`` and ``<name>.pdf`` in ``out_dir``, atomically and without
+    timestamps (the same seed gives the same files)."""
+    paths = []
+    with figure_style():
+        for fmt, metadata in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+            path = Path(out_dir) / f"{name}.{fmt}"
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=fmt, metadata=metadata)
+            paths.append(path)
+    return paths
+
+
+def write_figure(name: str, out_dir: str | os.PathLike, settings: FigureSettings = FigureSettings()) -> list[Path]:
+    """Draw the figure ``name`` of :data:`FIGURES` and write it to ``out_dir`` as PNG and PDF."""
+    if name not in FIGURES:
+        raise InputError(f"figure {name!r} is not one of {', '.join(FIGURES)}")
+    check_writable("--out", Path(out_dir) / f"{name}.png")
+    return save_figure(FIGURES[name](settings), out_dir, name)
+
+
+def write_all(out_dir: str | os.PathLike, progress: bool = True,
+              settings: FigureSettings = FigureSettings()) -> list[Path]:
+    """Write every figure of :data:`FIGURES` to ``out_dir`` as PNG and PDF; return the paths written."""
+    paths = []
+    for name in tqdm(FIGURES, desc="figures", unit="figure", disable=not progress):
+        paths += write_figure(name, out_dir, settings)
+    return paths
