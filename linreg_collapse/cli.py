@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "linreg_collapse.commands.simulate",
     "linreg_collapse.commands.bound",
     "linreg_collapse.commands.verify",
+    "linreg_collapse.commands.figures",
 )
 
 

@@ -61,6 +61,9 @@ class FigureSettings:
     grid_size: int = 7
     thresholds: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
 
+    def __post_init__(self):
+        self.config("replace")  # SimConfig raises InputError on a bad T, d, sigma, generations, trials or seed
+
     def config(self, regime: str, **options) -> SimConfig:
         """The :class:`SimConfig` of ``regime`` at these settings (``options`` override any field)."""
         fields = dict(T=self.T, d=self.d, sigma=self.sigma, generations=self.generations,
@@ -184,7 +187,7 @@ def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
             "token-level editing": [r for r in results if r.config.regime == "edit"]}
     with figure_style():
         fig = Figure(figsize=(9.0, 7.0))
-        axes = fig.subplots(2, 2, sharex=True)
+        axes = fig.subplots(2, 2)
         for row_axes, (title, row_results) in zip(axes, rows.items()):
             kinds: set = set()
             for ax, scale in zip(row_axes, ("linear", "log")):
@@ -192,14 +195,13 @@ def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
                     draw_run(ax, result, kinds)
                 if scale == "log":
                     plain_log_ticks(ax)
+                ax.set_xlabel("generation n (0 = fit on real data)")
                 ax.set_ylabel(f"test error / {BASE_LABEL}")
                 ax.set_title(f"{title}, {scale} scale")
                 ax.xaxis.get_major_locator().set_params(integer=True)
             colours = [Patch(color=SETTING_COLORS[setting_name(r.config)], label=setting_label(r.config))
                        for r in row_results]
             row_axes[1].legend(handles=colours + style_handles(kinds), loc="center left", bbox_to_anchor=(1.02, 0.5))
-        for ax in axes[1]:
-            ax.set_xlabel("generation n (0 = fit on real data)")
         fig.suptitle(f"Test error across generations (T={s.T}, d={s.d}, σ={s.sigma:g}, {s.trials} trials)")
     return fig
 
@@ -421,6 +423,7 @@ def write_figure(name: str, out_dir: str | os.PathLike, settings: FigureSettings
 def write_all(out_dir: str | os.PathLike, progress: bool = True,
               settings: FigureSettings = FigureSettings()) -> list[Path]:
     """Write every figure of :data:`FIGURES` to ``out_dir`` as PNG and PDF; return the paths written."""
+    check_writable("--out", Path(out_dir) / f"{next(iter(FIGURES))}.png")
     paths = []
     for name in tqdm(FIGURES, desc="figures", unit="figure", disable=not progress):
         paths += write_figure(name, out_dir, settings)
