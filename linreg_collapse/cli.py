@@ -19,6 +19,7 @@ PROG = "linreg-collapse"
 COMMAND_MODULES = (
     "linreg_collapse.commands.reproduce",
     "linreg_collapse.commands.simulate",
+    "linreg_collapse.commands.lm",
     "linreg_collapse.commands.bound",
     "linreg_collapse.commands.verify",
     "linreg_collapse.commands.figures",

@@ -60,7 +60,7 @@ PRESETS = {
     "tiny": Preset(
         "tiny",
         ModelConfig(VOCAB_SIZE, block_size=32, d_model=48, n_layers=2, n_heads=4),
-        TrainConfig(steps=600, batch_size=32, learning_rate=4e-3, warmup_steps=60),
+        TrainConfig(steps=500, batch_size=32, learning_rate=5e-3, warmup_steps=50),
         n_words=64, mean_words=6.0, n_docs=1000, n_heldout=500, generations=4,
     ),
     "small": Preset(

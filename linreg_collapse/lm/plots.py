@@ -25,9 +25,6 @@ REGIME_COLORS = {
     "accumulate": SETTING_COLORS["accumulate"],
     "toedit": SETTING_COLORS["resample random"],
 }
-THEORY_REGIMES = {"replace": "replace", "accumulate": "accumulate", "toedit": "edit"}
-
-
 def series(results: dict, regime: str, key: str) -> np.ndarray:
     return np.array([g[key] for g in results["generations"][regime]], dtype=float)
 
@@ -38,19 +35,24 @@ def realised_edit_fractions(results: dict) -> list[float]:
 
 
 def theory_curves(results: dict) -> dict:
-    """Linear-model relative test error at generations 0..N for each LM regime; editing uses the LM
-    run's realised edit fractions and the resample proposal (ToEdit resamples from the model)."""
-    n = results["preset"]["generations"]
-    return {
-        regime: np.asarray(
-            theory.relative_error_curve(
-                linear, realised_edit_fractions(results) if linear == "edit" else None,
-                edit_op="resample", generations=n,
-            ),
-            float,
-        ).tolist()
-        for regime, linear in THEORY_REGIMES.items()
+    """Linear-model E_test(w_n)/(sigma^2 d/(T-d-1)) at generations 0..N (d/T -> 0) beside each LM regime.
+
+    ToEdit resamples edited tokens from the model (``edit_op="resample"``) with the LM run's realised edit
+    fractions; its masks are data-dependent, so both theory cases are shown: masks drawn afresh each
+    generation (``random``) and each token edited at most once (``disjoint``, defined if the fractions
+    sum to at most 1).
+    """
+    fractions = realised_edit_fractions(results)
+    placeholder = [0.0] * len(fractions)  # replace and accumulate take only N from them
+    curves = {
+        "replace": theory.relative_error_curve("replace", placeholder),
+        "accumulate": theory.relative_error_curve("accumulate", placeholder),
+        "toedit, random masks": theory.relative_error_curve("edit", fractions, edit_op="resample", mask="random"),
     }
+    if sum(fractions) <= 1:
+        curves["toedit, disjoint masks"] = theory.relative_error_curve(
+            "edit", fractions, edit_op="resample", mask="disjoint")
+    return {name: np.asarray(values, float).tolist() for name, values in curves.items()}
 
 
 def _save(fig, path: Path) -> str:
@@ -66,8 +68,9 @@ def figure_excess_vs_theory(results: dict):
     for regime, color in REGIME_COLORS.items():
         excess = series(results, regime, "excess_loss")
         ax_lm.plot(generations, excess / excess[0], marker="o", color=color, label=regime)
-    for regime, values in results["theory"].items():
-        ax_lin.plot(generations, values, THEORY_LINESTYLE, color=REGIME_COLORS[regime], label=f"{regime} theory")
+    for name, values in results["theory"].items():
+        style = ":" if "disjoint" in name else THEORY_LINESTYLE
+        ax_lin.plot(generations, values, style, color=REGIME_COLORS[name.split(",")[0]], label=f"{name} theory")
     ax_lin.axhline(1.0, color=REGIME_COLORS["human"], linewidth=0.8)
     fractions = ", ".join(f"{p:.2f}" for p in realised_edit_fractions(results))
     ax_lm.set(xlabel="generation", ylabel="KL(source || model) / generation 0", title="language model (bytes)")

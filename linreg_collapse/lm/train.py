@@ -16,6 +16,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from ..errors import require
 from .data import BOS, Corpus
 from .model import ModelConfig, Transformer
 
@@ -30,6 +31,10 @@ class TrainConfig:
     warmup_steps: int
     weight_decay: float = 0.1
     grad_clip: float = 1.0
+
+    def __post_init__(self):
+        require(self.steps > 0, f"training steps {self.steps} must be positive")
+        require(0 <= self.warmup_steps < self.steps, f"warm-up steps {self.warmup_steps} must be in [0, {self.steps})")
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
