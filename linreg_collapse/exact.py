@@ -30,7 +30,8 @@ from .masks import SCHEDULES
 from .regimes import Params, generation_keys
 from .simulate import make_params, trial_keys
 
-CHUNK_DESIGNS = 128
+MAX_CHUNK = 1024
+COVARIANCE_BYTES = 64 * 2**20  # memory for the [chunk, T, T] covariances of one edit chunk
 
 
 def supports(cfg: SimConfig) -> bool:
@@ -46,7 +47,7 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
     """
     require(supports(cfg), f"the exact estimator needs noise-independent masks and regime replace, accumulate "
                            f"or edit (got regime={cfg.regime!r}, mask={cfg.mask!r})")
-    chunk = min(cfg.trials, CHUNK_DESIGNS)
+    chunk = min(cfg.trials, chunk_size(cfg))
     out = []
     with jax.enable_x64(cfg.dtype == "float64"):
         params = make_params(cfg)
@@ -61,6 +62,13 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
                 errors = run(keys, params, cfg.regime == "accumulate", cfg.design == "fresh")
             out.append(np.asarray(errors, np.float64))
     return np.concatenate(out)[: cfg.trials]
+
+
+def chunk_size(cfg: SimConfig) -> int:
+    """Designs per compiled call: MAX_CHUNK, fewer for edit where each design holds a T x T covariance."""
+    if cfg.regime != "edit":
+        return MAX_CHUNK
+    return int(np.clip(COVARIANCE_BYTES // (8 * cfg.T * cfg.T), 16, MAX_CHUNK))
 
 
 @functools.lru_cache(maxsize=32)

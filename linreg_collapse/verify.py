@@ -113,7 +113,7 @@ def default_checks(seed: int = 0) -> list[Check]:
               _rel("edit-resample-disjoint-sup", res_dis, Q=total)))
 
     # Shape B: T=30, d=8.
-    b = dict(T=30, d=8, trials=512)
+    b = dict(T=30, d=8, trials=1024)
     rep_b = cfg(regime="replace", cov="powerlaw", **b)
     acc_b = cfg(regime="accumulate", sigma=0.5, **b)
     add(Check("one OLS fit (T=30, d=8)", "ols", acc_b, 0, "equal", _rel("ols", acc_b), EXACT_TOLERANCE))
