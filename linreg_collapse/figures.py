@@ -28,7 +28,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import theory
 from .config import SimConfig
