@@ -9,7 +9,7 @@ from linreg_collapse.errors import InputError
 from linreg_collapse.lm.data import VOCAB_SIZE, Corpus, corpus_from_texts
 from linreg_collapse.lm.model import ModelConfig, Transformer
 from linreg_collapse.lm.toedit import (
-    STRATEGIES, Scores, edit_corpus, edit_decisions, edit_reference, edit_uniforms, make_strategy, repack, score,
+    STRATEGIES, Scores, edit_corpus, edit_reference, edit_tokens, edit_uniforms, make_strategy, score,
 )
 
 from linreg_collapse.lm.train import sample_corpus
@@ -47,15 +47,15 @@ def synthetic_scores(corpus, k=8, seed=0):
 
 
 def vectorised_rows(corpus, scores, uniforms, strategy):
-    new, revised, dropped = (np.asarray(a) for a in edit_decisions(
+    packed, n_kept, revised, _, dropped = (np.asarray(a) for a in edit_tokens(
         scores, corpus.rows[:, 1:], corpus.target_mask, uniforms, strategy))
-    edited = repack(corpus, new, corpus.target_mask & ~dropped)
-    return [row[1:n].tolist() for row, n in zip(edited.rows, edited.lengths)], revised, dropped
+    return [row[:n].tolist() for row, n in zip(packed, n_kept)], revised, dropped
 
 
 @pytest.mark.parametrize("strategy", [
     *STRATEGIES.values(),
     make_strategy("low_drop_up_revise", up_threshold=0.6, low_threshold=0.2, beta=0.7, top_k=3),
+    make_strategy("up_revise", up_threshold=0.001, top_k=2),  # observed token often outside the top-k
 ])
 def test_vectorised_edit_equals_the_per_token_reference(corpus, strategy):
     scores = synthetic_scores(corpus, k=strategy.top_k)
@@ -91,17 +91,19 @@ def test_edit_corpus_with_a_model_equals_the_reference(confident, name):
 
 
 def test_resampled_candidates_follow_softmax_of_log_probs_over_beta():
-    """40000 positions with identical top-4 log-probs: candidate frequencies match softmax(lp / beta)
-    within 5 standard errors; negative control: the beta = 1 distribution is rejected."""
+    """40000 positions with identical top-4 log-probs (observed token "x" first): candidate frequencies
+    match softmax(lp / beta) within 5 standard errors; negative control: beta = 1 is rejected."""
     corpus = corpus_from_texts(["x" * 4000] * 10, block_size=4000)
     n = (len(corpus), corpus.block_size)
     top = np.broadcast_to(np.log(np.array([0.995, 0.003, 0.0015, 0.0005], np.float32)), (*n, 4))
-    scores = Scores(np.ascontiguousarray(top), np.broadcast_to(np.arange(4, dtype=np.int32), (*n, 4)).copy(),
-                    np.full(n, np.log(0.995), np.float32))
+    ids = np.broadcast_to(np.array([ord("x"), 0, 1, 2], np.int32), (*n, 4))
+    scores = Scores(np.ascontiguousarray(top), np.ascontiguousarray(ids), np.full(n, np.log(0.995), np.float32))
     strategy = make_strategy("up_revise", beta=1.5, top_k=4)
-    new, revised, _ = edit_decisions(scores, corpus.rows[:, 1:], corpus.target_mask, edit_uniforms(0, corpus), strategy)
+    new, _, revised, _, _ = edit_tokens(scores, corpus.rows[:, 1:], corpus.target_mask, edit_uniforms(0, corpus),
+                                        strategy)
     assert np.asarray(revised).all()
-    freq = np.bincount(np.asarray(new).ravel(), minlength=4) / new.size
+    new = np.asarray(new).ravel()
+    freq = np.array([np.mean(new == token) for token in ids[0, 0]])
     expected = np.exp(top[0, 0] / 1.5) / np.exp(top[0, 0] / 1.5).sum()
     se = np.sqrt(expected * (1 - expected) / new.size)
     assert (np.abs(freq - expected) < 5 * se).all()

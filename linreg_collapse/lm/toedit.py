@@ -10,8 +10,9 @@ beta 1.0) and ``filtering`` (low 0.001 only). All tokens are scored in one teach
 original text (as in the paper's script), so dropping or revising a token does not change the scores
 of the tokens after it. The first token of each row is context only and never edited.
 
-Randomness: each token gets one uniform u_t; the resampled candidate is the first i whose cumulative
-probability exceeds u_t (inverse CDF). :func:`edit_reference` applies the same rule one token at a time
+The candidates are the top-k tokens plus the observed one if it is not among them (what vLLM's prompt
+log-probs hold; with p > 0.5 it is the top-1). Randomness: each token gets one uniform u_t; the
+resampled candidate is the first i whose cumulative probability exceeds u_t (inverse CDF). :func:`edit_reference` applies the same rule one token at a time
 in Python, as the paper's script does, and is the reference for tests and the benchmark baseline.
 """
 
@@ -114,57 +115,69 @@ def edit_uniforms(seed: int, corpus: Corpus) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames="strategy")
-def edit_decisions(scores: Scores, targets, mask, uniforms, strategy: EditStrategy):
-    """Vectorised ToEdit on all positions at once: (new tokens, revised, dropped), each (n_rows, block_size).
+def edit_tokens(scores: Scores, targets, mask, uniforms, strategy: EditStrategy):
+    """Vectorised ToEdit on all positions at once, one XLA program.
 
-    The revised token is candidate i* = #{i : F_i < u_t}, F_i the cumulative softmax(top log p / beta).
+    Candidates of a position are its top-k tokens plus the observed token if it is not among them (what
+    vLLM's prompt log-probs hold). A revised token becomes candidate i* = #{i : W_i < u_t W_K}, with
+    W_i = sum_{j<=i} exp((log p_j - log p_1) / beta) the unnormalised cumulative softmax(log p / beta)
+    over the K candidates (K = k, or k + 1 with the observed token last).
+    Kept targets move to the front of their row (position = running count of kept targets - 1).
+    Returns (packed targets, kept counts, revised, changed, dropped).
     """
     p = jnp.exp(scores.target_log_probs)
     no = jnp.zeros_like(mask)
     revised = mask & (p > strategy.up_threshold) if strategy.up_threshold is not None else no
     dropped = mask & ~revised & (p < strategy.low_threshold) if strategy.low_threshold is not None else no
-    cdf = jnp.cumsum(jax.nn.softmax(scores.top_log_probs / strategy.beta, axis=-1), axis=-1)
-    choice = jnp.minimum(jnp.sum(cdf < uniforms[..., None] * cdf[..., -1:], axis=-1), strategy.top_k - 1)
-    resampled = jnp.take_along_axis(scores.top_ids, choice[..., None], axis=-1)[..., 0]
-    return jnp.where(revised, resampled, targets).astype(jnp.int32), revised, dropped
+    new = targets
+    if strategy.up_threshold is not None:
+        top1 = scores.top_log_probs[..., :1]
+        cdf = jnp.cumsum(jnp.exp((scores.top_log_probs - top1) / strategy.beta), axis=-1)  # W_1..W_k
+        in_top = (scores.top_ids == targets[..., None]).any(-1)
+        w_observed = jnp.where(in_top, 0.0, jnp.exp((scores.target_log_probs - top1[..., 0]) / strategy.beta))
+        choice = jnp.sum(cdf < (uniforms * (cdf[..., -1] + w_observed))[..., None], axis=-1)  # k: observed
+        picked = jnp.sum(jnp.where(jnp.arange(strategy.top_k) == choice[..., None], scores.top_ids, 0), -1)
+        resampled = jnp.where(choice == strategy.top_k, targets, picked)
+        new = jnp.where(revised, resampled, targets)
+    keep = mask & ~dropped
+    destination = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, targets.shape[1])  # out of range: not written
+    rows = jnp.arange(targets.shape[0])[:, None]
+    packed = jnp.zeros_like(targets).at[rows, destination].set(new, mode="drop").astype(jnp.int32)
+    return packed, keep.sum(1), revised, revised & (new != targets), dropped
 
 
-def repack(corpus: Corpus, targets, keep) -> Corpus:
-    """Rows with only the kept targets, in order (a stable sort moves kept positions to the front)."""
-    order = np.argsort(~keep, axis=1, kind="stable")
-    packed = np.take_along_axis(targets, order, axis=1)
-    n_kept = keep.sum(1)
-    packed[np.arange(corpus.block_size)[None, :] >= n_kept[:, None]] = 0
-    rows = np.concatenate([corpus.rows[:, :1], packed], axis=1).astype(np.int32)
-    return Corpus(rows, (n_kept + 1).astype(np.int32), corpus.doc_ids.copy())
+def with_targets(corpus: Corpus, targets, n_targets) -> Corpus:
+    """``corpus`` with each row's targets replaced by the first ``n_targets`` of ``targets``."""
+    rows = np.concatenate([corpus.rows[:, :1], targets], axis=1).astype(np.int32)
+    return Corpus(rows, (np.asarray(n_targets) + 1).astype(np.int32), corpus.doc_ids.copy())
 
 
 def edit_corpus(model, corpus: Corpus, strategy: EditStrategy, seed: int, batch_size=256) -> EditResult:
     """Score ``corpus`` with ``model`` and apply ``strategy``; deterministic in ``seed``."""
     scores = score(model, corpus, strategy.top_k, batch_size)
     mask = corpus.target_mask
-    targets = corpus.rows[:, 1:]
-    decisions = edit_decisions(scores, targets, mask, edit_uniforms(seed, corpus), strategy)
-    new_targets, revised, dropped = (np.asarray(a) for a in decisions)
-    changed = revised & (new_targets != targets)
+    edited = edit_tokens(scores, corpus.rows[:, 1:], mask, edit_uniforms(seed, corpus), strategy)
+    packed, n_kept, revised, changed, dropped = (np.asarray(a) for a in edited)
     tokens_per_doc = np.maximum(np.bincount(corpus.doc_ids, mask.sum(1)), 1)
     per_doc = [np.bincount(corpus.doc_ids, m.sum(1)) / tokens_per_doc for m in (revised, changed, dropped)]
-    return EditResult(repack(corpus, new_targets, mask & ~dropped), revised, changed, dropped, *per_doc)
+    return EditResult(with_targets(corpus, packed, n_kept), revised, changed, dropped, *per_doc)
 
 
 def edit_reference(scores: Scores, corpus: Corpus, uniforms, strategy: EditStrategy) -> list[list[int]]:
-    """Per-token Python loop (the paper's way): for each row, the list of its target tokens after editing."""
+    """Per-token Python loop, structured like the paper's script: for every token a dict of candidate
+    log-probs (top-k plus the observed token), then threshold tests and an inverse-CDF draw with u_t.
+    Returns, for each row, the list of its target tokens after editing."""
     edited_rows = []
     for b in range(len(corpus)):
         tokens = []
         for t in range(int(corpus.lengths[b]) - 1):
             token = int(corpus.rows[b, t + 1])
-            p = math.exp(scores.target_log_probs[b, t])
+            candidates = {int(c): float(lp) for c, lp in zip(scores.top_ids[b, t], scores.top_log_probs[b, t])}
+            candidates.setdefault(token, float(scores.target_log_probs[b, t]))
+            p = math.exp(candidates[token])
             if strategy.up_threshold is not None and p > strategy.up_threshold:
-                candidates = {int(c): float(lp) for c, lp in zip(scores.top_ids[b, t], scores.top_log_probs[b, t])}
-                scaled = np.array(list(candidates.values()), dtype=np.float32) / np.float32(strategy.beta)
-                weights = np.exp(scaled - scaled.max())
-                cdf = np.cumsum(weights / weights.sum())
+                log_p = np.array(list(candidates.values()), dtype=np.float32)
+                cdf = np.cumsum(np.exp((log_p - log_p[0]) / np.float32(strategy.beta)))
                 pick = min(int(np.sum(cdf < uniforms[b, t] * cdf[-1])), len(cdf) - 1)
                 tokens.append(list(candidates)[pick])
             elif strategy.low_threshold is not None and p < strategy.low_threshold:
