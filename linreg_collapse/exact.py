@@ -31,7 +31,7 @@ from .regimes import Params, generation_keys
 from .simulate import make_params, trial_keys
 
 MAX_CHUNK = 1024
-COVARIANCE_BYTES = 64 * 2**20  # memory for the [chunk, T, T] covariances of one edit chunk
+COVARIANCE_BYTES = 4 * 2**20  # [chunk, T, T] covariances of one edit chunk: small enough to stay in cache
 
 
 def supports(cfg: SimConfig) -> bool:
@@ -102,21 +102,26 @@ def _edit_program(T: int, d: int, generations: int):
         X = _design(key, 0, params, T)
         A = jnp.linalg.solve(X.T @ X, X.T)
 
-        def error(C):  # tr(Sigma A C A^T)
-            return jnp.sum(eig * jnp.sum((A @ C) * A, axis=1))
+        def error(AC):  # tr(Sigma A C A^T) from A C
+            return jnp.sum(eig * jnp.sum(AC * A, axis=1))
 
-        def feedback(C, m):  # B C B^T - C = M P C P M - M P C - C P M, P = I - H
-            PC = C - X @ (A @ C)
+        def feedback(C, AC, m):  # B C B^T - C = M P C P M - M P C - C P M, P = I - X A, in 3 d T^2 flops
+            PC = C - X @ AC
+            PCP = PC - (AC.T - X @ (AC @ A.T)) @ X.T
             MPC = m[:, None] * PC
-            return m[:, None] * (PC - (PC @ A.T) @ X.T) * m[None, :] - MPC - MPC.T
+            return m[:, None] * PCP * m[None, :] - MPC - MPC.T
 
-        def body(C, m):
-            C = C + jax.lax.cond(resample, feedback, lambda C, m: jnp.zeros_like(C), C, m) + var * jnp.diag(m * m)
-            return C, error(C)
+        def body(carry, m):
+            C, AC = carry
+            change = jax.lax.cond(resample, feedback, lambda C, AC, m: jnp.zeros_like(C), C, AC, m)
+            C = C + change + var * jnp.diag(m * m)
+            AC = A @ C
+            return (C, AC), error(AC)
 
         C0 = var * jnp.eye(T, dtype=eig.dtype)
-        _, errors = jax.lax.scan(body, C0, masks)
-        return jnp.concatenate([error(C0)[None], errors])
+        AC0 = var * A
+        _, errors = jax.lax.scan(body, (C0, AC0), masks)
+        return jnp.concatenate([error(AC0)[None], errors])
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
@@ -135,7 +140,7 @@ def _retrain_program(T: int, d: int, generations: int):
 
         def body(carry, g):
             V, gram = carry
-            X = jnp.where(fresh, _design(key, g, params, T), X0)
+            X = jax.lax.cond(fresh, lambda: _design(key, g, params, T), lambda: X0)
             gram = jnp.where(accumulate, gram, 0.0) + X.T @ X
             V = V + var * increment(X, gram)
             return (V, gram), jnp.sum(eig * jnp.diag(V))
