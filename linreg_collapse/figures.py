@@ -40,6 +40,7 @@ from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE
 THEORY = "theory"
 LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
+PAPER_BOUND = "paper's bound 2σ²d/(T−d−1) (Q ≤ 1)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,10 +219,10 @@ def edit_budget_configs(s: FigureSettings, edit_op: str, mask: str) -> list[SimC
 
 # Bounds drawn against the edit budget Q (each assumes every position is edited at most once, Q <= 1).
 EDIT_BUDGET_BOUNDS = {
-    "perturb": {"edit-perturb-paper-bound": "paper's bound 2σ²d/(T−d−1)"},
-    "resample": {"edit-perturb-paper-bound": "paper's bound 2σ²d/(T−d−1)",
-                 "edit-resample-disjoint-sup": "sup over disjoint schedules (d/T→0)",
-                 "edit-resample-gronwall": "Grönwall bound exp(2Q) (d/T→0)"},
+    "perturb": {"edit-perturb-paper-bound": PAPER_BOUND},
+    "resample": {"edit-perturb-paper-bound": PAPER_BOUND,
+                 "edit-resample-disjoint-sup": "sup over disjoint schedules (d/T→0, Q ≤ 1)",
+                 "edit-resample-gronwall": "Grönwall bound exp(2Q) (d/T→0, Q ≤ 1)"},
 }
 
 
@@ -251,8 +252,7 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
             handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
             ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left")
         axes[0].set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
-        fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, "
-                     f"{s.trials} trials; bounds assume each position is edited at most once, Q ≤ 1)")
+        fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, {s.trials} trials)")
     return fig
 
 

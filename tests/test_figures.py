@@ -103,11 +103,11 @@ def test_edit_budget_figure_has_both_proposals_bounds_and_exact_perturb_theory(d
     perturb, resample = drawn["error_vs_edit_budget"].axes
     for ax, op in ((perturb, "perturb"), (resample, "resample")):
         labels = set(labelled_lines(ax))
-        assert {f"{op}, random masks", f"{op}, disjoint masks", "paper's bound 2σ²d/(T−d−1)"} <= labels
+        assert {f"{op}, random masks", f"{op}, disjoint masks", figures.PAPER_BOUND} <= labels
         budget = labelled_lines(ax)[f"{op}, random masks"].get_xdata()
         assert budget.max() == pytest.approx(2.0, abs=0.15)  # random masks reach a budget of 2
-    np.testing.assert_allclose(labelled_lines(perturb)["paper's bound 2σ²d/(T−d−1)"].get_ydata(), 2.0)
-    assert {"sup over disjoint schedules (d/T→0)", "Grönwall bound exp(2Q) (d/T→0)"} <= set(labelled_lines(resample))
+    np.testing.assert_allclose(labelled_lines(perturb)[figures.PAPER_BOUND].get_ydata(), 2.0)
+    assert {"sup over disjoint schedules (d/T→0, Q ≤ 1)", "Grönwall bound exp(2Q) (d/T→0, Q ≤ 1)"} <= set(labelled_lines(resample))
     assert theory_inside_bands(perturb) == []
     # perturb's theory is exact: final error = 1 + budget
     line = labelled_lines(perturb)["perturb, random masks theory"]
