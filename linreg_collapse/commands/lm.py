@@ -105,9 +105,13 @@ def run_edit(args) -> int:
 
 
 def run_experiment(args) -> int:
+    import jax
+
     from ..lm.experiment import run_experiment as run
 
-    results = run(_preset(args.preset), args.out, progress=not args.no_progress)
+    preset = _preset(args.preset)
+    print(f"lm experiment {preset.name}: JAX backend {jax.default_backend()}, output {args.out}", file=sys.stderr)
+    results = run(preset, args.out, progress=not args.no_progress)
     for regime, rows in results["generations"].items():
         print(f"{regime:>10}: excess loss by generation " + " ".join(f"{g['excess_loss']:.3f}" for g in rows))
     print("written: " + ", ".join([f"{args.out}/results.json", *results["figures"]]))

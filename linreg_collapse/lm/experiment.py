@@ -27,7 +27,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..errors import require
 from ..io import atomic_path, write_json
