@@ -14,6 +14,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from .. import theory
 from ..io import atomic_path
@@ -78,6 +79,7 @@ def figure_excess_vs_theory(results: dict):
                title=f"linear model (edit fractions {fractions})")
     for ax in (ax_lm, ax_lin):
         ax.legend(fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
@@ -99,6 +101,8 @@ def figure_data_stats(results: dict):
             else:
                 ax.plot(generations, series(results, regime, key), marker="o", color=color, label=regime)
         ax.set(title=title, xlabel="generation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.flat[-1].set_yscale("log")
     axes.flat[0].legend(fontsize="small")
     return fig
 
