@@ -12,7 +12,8 @@ sees the same X_n and M_n as simulator trial i), so Monte Carlo runs over design
 * ``edit`` (fixed design, masks independent of the noise: random, disjoint, file): the residual
   R_n = Y_n - X w* obeys R_n = B_n R_{n-1} + M_n E_n with B_n = I - M_n (I - H) (resample) or I (perturb),
   H = X A, A = (X^T X)^{-1} X^T; so C_n = Cov(R_n) = B_n C_{n-1} B_n^T + sigma^2 M_n^2, C_0 = sigma^2 I, and
-  E[E_test | X, M] = tr(Sigma A C_n A^T). (I - H) C is formed as C - X (A C): O(d T^2) per generation.
+  E[E_test | X, M] = tr(Sigma A C_n A^T). (I - H) C is formed as C - X (A C), carrying A C: 3 d T^2 flops
+  per generation.
 """
 
 from __future__ import annotations

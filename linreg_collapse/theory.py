@@ -210,6 +210,7 @@ def results_for(regime: str, edit_op: Optional[str] = None, mask: Optional[str] 
 def evaluate(result: Result, **values: float) -> float:
     """Numeric value of ``result`` at the given symbol values (names as in the expression)."""
     expr = result.expr
+    require(not expr.has(sp.Indexed), f"{result.name} depends on every fraction p_i: use relative_error_curve")
     missing = sorted(s.name for s in expr.free_symbols if s.name not in values)
     require(not missing, f"{result.name} needs values for {', '.join(missing)}")
     symbols = sorted(expr.free_symbols, key=lambda s: s.name)

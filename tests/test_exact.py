@@ -91,7 +91,6 @@ def test_edit_equals_brute_force_with_soft_overlapping_masks(edit_op):
 
 @pytest.mark.parametrize("kw", [
     dict(regime="replace", design="fresh"),
-    dict(regime="accumulate"),
     dict(regime="edit", edit_op="resample", mask="disjoint", edit_fraction=0.25, decay=0.5),
 ])
 def test_unbiased_for_the_simulator_on_the_same_designs(kw):

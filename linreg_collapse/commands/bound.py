@@ -6,7 +6,7 @@ import argparse
 
 import sympy as sp
 
-from ..config import EDIT_OPS, MASKS, REGIMES, validate, SimConfig
+from ..config import EDIT_OPS, MASKS, REGIMES, SimConfig
 from ..errors import require
 from ..theory import Result, evaluate, results_for
 
@@ -31,8 +31,8 @@ def register(subparsers) -> None:
 
 def values_from_args(args: argparse.Namespace) -> dict[str, float]:
     """Symbol values for :func:`~linreg_collapse.theory.evaluate` (validated: InputError on bad input)."""
-    validate(SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
-                       decay=args.decay))
+    SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
+              decay=args.decay)  # validates
     require(args.generation >= 0, f"--generation {args.generation} must be >= 0")
     require(0 <= args.total_fraction <= 1, f"--total-fraction {args.total_fraction} must lie in [0, 1]")
     k = round(args.edit_fraction * args.T)
