@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import math
 from pathlib import Path
@@ -206,7 +207,8 @@ class Experiment:
         return model, corpus, metrics
 
     def next_corpus(self, regime, generation, model, corpus):
-        """Training data of ``generation`` >= 1 from the previous generation's model and data."""
+        """Training data of ``generation`` from the previous generation's model and data (``human``
+        needs neither: generation 0 is the human regime's first draw)."""
         n, sample_seed = self.preset.n_docs, self.seed(2, generation)
         if regime == "human":
             return corpus_from_texts(self.human_texts(n, stream=generation), self.preset.model.block_size), {}
@@ -221,13 +223,13 @@ class Experiment:
         p = self.preset
         n_steps = 1 + len(REGIMES) * p.generations + len(p.mixing_shares)
         with tqdm(total=n_steps, desc=f"lm experiment ({p.name})", disable=not self.progress) as bar:
-            human0 = lambda: (corpus_from_texts(self.human_texts(p.n_docs, stream=0), p.model.block_size), {})  # noqa: E731
+            human0 = functools.partial(self.next_corpus, "human", 0, None, None)
             self.model0, corpus0, metrics0 = self.run_step("gen0", human0, self.seed(1, 0), bar)
             generations = {}
             for regime in REGIMES:
                 model, corpus, rows = self.model0, corpus0, [metrics0]
                 for g in range(1, p.generations + 1):
-                    make = lambda r=regime, g=g, m=model, c=corpus: self.next_corpus(r, g, m, c)  # noqa: E731
+                    make = functools.partial(self.next_corpus, regime, g, model, corpus)
                     model, corpus, metrics = self.run_step(f"{regime}_gen{g}", make, self.seed(1, g), bar)
                     rows.append(metrics)
                 generations[regime] = rows
