@@ -23,7 +23,7 @@ def grid():
 
 def outcome(check, samples, **change):
     check = dataclasses.replace(check, **change)
-    return verify.judge(check, samples[check.cfg][:, check.generation])
+    return verify.judge(check, samples[verify.sample_key(check.cfg)][:, check.generation])
 
 
 def test_default_grid_passes(grid):
