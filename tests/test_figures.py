@@ -36,8 +36,8 @@ def band(ax, label: str) -> dict[float, tuple[float, float]]:
     return out
 
 
-def theory_inside_bands(ax, slack: float = 1.0) -> list[str]:
-    """Labels of the dashed theory lines that leave their band widened ``slack`` times about its centre."""
+def theory_inside_bands(ax) -> list[str]:
+    """Labels of the dashed theory lines that leave their simulation's 95% band at some x."""
     outside = []
     for label, line in labelled_lines(ax).items():
         if not label.endswith(f" {figures.THEORY}"):
@@ -45,8 +45,7 @@ def theory_inside_bands(ax, slack: float = 1.0) -> list[str]:
         intervals = band(ax, label.removesuffix(f" {figures.THEORY}"))
         for x, y in zip(*line.get_data()):
             low, high = intervals[round(float(x), 9)]
-            centre, half = (low + high) / 2, slack * (high - low) / 2
-            if abs(y - centre) > half:
+            if not low <= y <= high:
                 outside.append(label)
                 break
     return outside
