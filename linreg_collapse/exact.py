@@ -55,7 +55,8 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
         for start in range(0, cfg.trials, chunk):
             keys = trial_keys(cfg.seed, start, chunk)
             if cfg.regime == "edit":
-                masks = _mask_sampler(cfg.mask, cfg.T, cfg.generations)(keys, params)
+                masks = (jnp.broadcast_to(params.masks, (chunk, *params.masks.shape)) if cfg.mask == "file"
+                         else _mask_sampler(cfg.mask, cfg.T, cfg.generations)(keys, params))
                 run = _edit_program(cfg.T, cfg.d, cfg.generations)
                 errors = run(keys, masks, params, cfg.edit_op == "resample")
             else:

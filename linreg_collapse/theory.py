@@ -29,7 +29,7 @@ from .errors import require
 
 sigma, T, d = sp.symbols("sigma T d", positive=True)
 n = sp.Symbol("n", integer=True, nonnegative=True)
-i, j = sp.symbols("i j", integer=True, positive=True)
+i = sp.Symbol("i", integer=True, positive=True)
 p, eta, q, gamma, Q, c = sp.symbols("p eta q gamma Q c", positive=True)
 k = sp.Symbol("k", integer=True, positive=True)
 m_paper = sp.Symbol("m", integer=True, positive=True)  # the paper's generation index, m = n + 1
@@ -45,7 +45,7 @@ class Result:
 
     ``kind``: ``exact`` (an equality for every T > d + 1), ``limit`` (exact as T, d -> infinity with
     d/T -> gamma, or as d/T -> 0 where it says so), or ``bound`` (an upper bound).
-    ``regime``/``edit_op``/``mask`` name the simulator settings it describes (None = any).
+    ``regime``/``edit_op``/``masks`` name the simulator settings it describes (None or empty = any).
     """
 
     name: str

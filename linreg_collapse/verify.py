@@ -132,21 +132,22 @@ def default_checks(seed: int = 0) -> list[Check]:
     add(Check("edit resample random (limit d/T=0.2)", "edit-resample-random", res_c, G, "equal",
               _rel("edit-resample-random", res_c, n=G, q=0.1, gamma=res_c.d / res_c.T), LIMIT_TOLERANCE))
 
-    # Shape D: T=256, d=2: disjoint schedules with integer counts 128, 64, ..., 1 (sum p_i = 255/256).
-    dd = dict(T=256, d=2, trials=512, mask="disjoint", edit_fraction=0.5, decay=0.5)
-    per_d = cfg(regime="edit", edit_op="perturb", cov="powerlaw", **dd)
-    res_d = cfg(regime="edit", edit_op="resample", **dd)
+    # Shape D: T=128, d=2, 7 generations: disjoint schedules with integer counts 64, 32, ..., 1 (sum p_i = 127/128).
+    dd = dict(T=128, d=2, trials=512, mask="disjoint", edit_fraction=0.5, decay=0.5)
+    gd = 7
+    per_d = SimConfig(regime="edit", edit_op="perturb", cov="powerlaw", generations=gd, seed=seed, **dd)
+    res_d = SimConfig(regime="edit", edit_op="resample", generations=gd, seed=seed, **dd)
     total_d = float(realised_fractions(res_d).sum())
-    add(Check("edit perturb disjoint (geometric)", "edit-perturb-disjoint", per_d, G, "equal",
-              _rel("edit-perturb-disjoint", per_d, n=G, p=0.5, eta=0.5), EXACT_TOLERANCE))
-    add(Check("edit perturb disjoint <= 2 (paper's bound)", "edit-perturb-paper-bound", per_d, G, "upper",
+    add(Check("edit perturb disjoint (geometric)", "edit-perturb-disjoint", per_d, gd, "equal",
+              _rel("edit-perturb-disjoint", per_d, n=gd, p=0.5, eta=0.5), EXACT_TOLERANCE))
+    add(Check("edit perturb disjoint <= 2 (paper's bound)", "edit-perturb-paper-bound", per_d, gd, "upper",
               bounds["edit-perturb-paper-bound"]))
     small_gamma = relative_error_curve("edit", realised_fractions(res_d), edit_op="resample", mask="disjoint")
-    add(Check("edit resample disjoint (limit d/T->0)", "edit-resample-disjoint-sup", res_d, G, "equal",
-              float(small_gamma[G]), LIMIT_TOLERANCE))
-    add(Check("edit resample disjoint > 2 (d/T->0)", "edit-perturb-paper-bound", res_d, G, "above",
+    add(Check("edit resample disjoint (limit d/T->0)", "edit-resample-disjoint-sup", res_d, gd, "equal",
+              float(small_gamma[gd]), LIMIT_TOLERANCE))
+    add(Check("edit resample disjoint > 2 (d/T->0)", "edit-perturb-paper-bound", res_d, gd, "above",
               bounds["edit-perturb-paper-bound"]))
-    add(Check("edit resample disjoint <= 2e^Q - 1 (d/T->0)", "edit-resample-disjoint-sup", res_d, G, "upper",
+    add(Check("edit resample disjoint <= 2e^Q - 1 (d/T->0)", "edit-resample-disjoint-sup", res_d, gd, "upper",
               _rel("edit-resample-disjoint-sup", res_d, Q=total_d)))
     return checks
 
