@@ -49,7 +49,7 @@ def describe(result: Result, values: dict[str, float]) -> str:
         value = f"{evaluate(result, **values):.6g}   ({used})"
     pretty = sp.pretty(result.relative, use_unicode=False)
     return "\n".join([f"== {result.name} [{result.kind}]", f"assumptions: {result.assumptions}",
-                      "E_test / BASE =", pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
+                      "E_test = sigma^2 d/(T-d-1) *", pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
 
 
 def run(args: argparse.Namespace) -> int:
