@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from scipy import stats
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import SimConfig
 from .design import covariance_eigenvalues, test_error
