@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     commands = lm.add_subparsers(dest="lm_command", required=True, metavar="LM_COMMAND")
 
     train = commands.add_parser("train", help="train a model on a corpus (or on the built-in human source)")
-    train.add_argument("--data", help="corpus: .jsonl with a 'text' field per line, or plain text; default: built-in source")
+    train.add_argument("--data", help="corpus: .jsonl with a 'text' field per line, or plain text "
+                       "(default: the built-in human source)")
     train.add_argument("--out", required=True, help="checkpoint to write")
     train.add_argument("--preset", default="tiny", help="model and training preset (tiny|small)")
     train.add_argument("--steps", type=int, help="training steps (default: the preset's)")

@@ -145,7 +145,8 @@ class RunStore:
         config_path = self.root / "preset.json"
         if config_path.exists():
             stored = json.loads(config_path.read_text())
-            require(stored == preset_dict(preset), f"{self.root} holds a run of another preset; choose another output folder")
+            require(stored == preset_dict(preset),
+                    f"{self.root} holds a run of another preset; choose another output folder")
         else:
             write_json(config_path, preset_dict(preset))
 
@@ -247,7 +248,8 @@ class Experiment:
 
         def make():
             synthetic = sample_corpus(self.model0, n, self.seed(3))
-            parts = [c for c in (corpus0.select(slice(n - n_synthetic)), synthetic.select(slice(n_synthetic))) if len(c)]
+            parts = (corpus0.select(slice(n - n_synthetic)), synthetic.select(slice(n_synthetic)))
+            parts = [c for c in parts if len(c)]
             return Corpus.concat(parts), {"synthetic_share": share}
 
         _, _, metrics = self.run_step(f"mix_{share:.2f}", make, self.seed(4), bar)

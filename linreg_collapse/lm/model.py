@@ -33,7 +33,8 @@ class ModelConfig:
     n_heads: int
 
     def __post_init__(self):
-        require(self.d_model % self.n_heads == 0, f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
+        require(self.d_model % self.n_heads == 0,
+                f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}")
 
     @property
     def head_dim(self) -> int:
@@ -176,7 +177,8 @@ def load_checkpoint(path, expected: ModelConfig | None = None) -> Transformer:
         config = ModelConfig(**json.loads(header))
     except (ValueError, TypeError) as err:
         raise InputError(f"checkpoint {path} has no valid model header ({err.__class__.__name__})") from None
-    require(expected is None or config == expected, f"checkpoint {path} does not match the model: {config} != {expected}")
+    require(expected is None or config == expected,
+            f"checkpoint {path} does not match the model: {config} != {expected}")
     try:
         return eqx.tree_deserialise_leaves(io.BytesIO(body), Transformer(config, jax.random.PRNGKey(0)))
     except Exception as err:  # equinox/numpy raise various errors on truncated or mismatched data

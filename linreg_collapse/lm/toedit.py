@@ -12,8 +12,9 @@ of the tokens after it. The first token of each row is context only and never ed
 
 The candidates are the top-k tokens plus the observed one if it is not among them (what vLLM's prompt
 log-probs hold; with p > 0.5 it is the top-1). Randomness: each token gets one uniform u_t; the
-resampled candidate is the first i whose cumulative probability exceeds u_t (inverse CDF). :func:`edit_reference` applies the same rule one token at a time
-in Python, as the paper's script does, and is the reference for tests and the benchmark baseline.
+resampled candidate is the first i whose cumulative probability exceeds u_t (inverse CDF).
+:func:`edit_reference` applies the same rule one token at a time in Python, as the paper's script
+does, and is the reference for tests and the benchmark baseline.
 """
 
 from __future__ import annotations
