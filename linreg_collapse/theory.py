@@ -261,6 +261,7 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
         return np.asarray(rel(generations), dtype=np.float64) * np.ones(len(generations))
     require(regime == "edit", f"regime={regime!r}: relative_error_curve knows replace, accumulate, edit")
     require((T is None) == (d is None), "give both T and d, or neither (d/T -> 0)")
+    require(T is None or T > d + 1 >= 2, f"T={T}, d={d}: need d >= 1 and T > d + 1")
     ratio = 0.0 if T is None else d / T
     if edit_op == "perturb":
         return _iterate(PERTURB_STEP, PERTURB_STATE, (1.0,), fractions, ratio, PERTURB_STATE[0])

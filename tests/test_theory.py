@@ -115,6 +115,8 @@ def test_relative_error_curve_rejects_bad_input():
         th.relative_error_curve("edit", [1.5])
     with pytest.raises(InputError, match="d/T -> 0"):
         th.relative_error_curve("edit", [0.1], edit_op="resample", mask="disjoint", T=50, d=10)
+    with pytest.raises(InputError, match="T > d"):
+        th.relative_error_curve("edit", [0.1], edit_op="resample", T=10, d=10)
     with pytest.raises(InputError, match="regime"):
         th.relative_error_curve("accumulate-subsample", [0.1])
 
