@@ -1,6 +1,8 @@
 """``linreg-collapse reproduce``: the main job. Simulates every regime on built-in defaults, prints a
-summary table and writes one JSON per run into ``--out``. A rerun skips runs whose JSON already holds
-the same configuration, so an interrupted job resumes where it stopped."""
+summary table beside the theory, writes one JSON per run into ``--out``, then the theorem figures
+(``--out``/figures) and the language-model experiment (``--out``/lm, tiny preset). A rerun skips runs
+whose JSON already holds the same configuration and resumes the language-model experiment from its
+checkpoints, so an interrupted job continues where it stopped."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from ..config import SimConfig
 from ..errors import require
 from ..io import check_writable, write_json
 from ..simulate import simulate
+from ..theory import expected_relative_error, theory_kind
 
-DEFAULT = SimConfig(T=100, d=10, sigma=1.0, generations=20, trials=1000, seed=0)
+DEFAULT = SimConfig(T=100, d=10, sigma=1.0, generations=20, trials=2000, seed=0)
 
 # name -> overrides of DEFAULT: every regime, both edit operators, every built-in mask schedule.
 RUNS = {
@@ -36,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--trials", type=int, default=DEFAULT.trials)
     p.add_argument("--generations", type=int, default=DEFAULT.generations)
     p.add_argument("--seed", type=int, default=DEFAULT.seed)
+    p.add_argument("--no-figures", action="store_true", help="skip the theorem figures")
+    p.add_argument("--no-lm", action="store_true", help="skip the language-model experiment")
     p.set_defaults(run=run)
 
 
@@ -59,10 +64,20 @@ def run(args: argparse.Namespace) -> int:
             data = result.to_json_dict()
             write_json(path, data)
             Path(f"{path}.partial.npz").unlink(missing_ok=True)
-        rows.append(_summary_row(name, data))
+        rows.append(_summary_row(name, data, cfg))
     write_json(out / "summary.json", rows)
-    print(format_summary(rows, runs))
-    print(f"\nwrote {len(runs)} runs and summary.json to {out}/")
+    print(format_summary(rows, runs), flush=True)
+    print(f"\nwrote {len(runs)} runs and summary.json to {out}/", flush=True)
+    if not args.no_figures:
+        from ..figures import write_all
+
+        paths = write_all(out / "figures", progress=True)
+        print(f"wrote {len(paths)} figure files to {out / 'figures'}/", flush=True)
+    if not args.no_lm:
+        from ..lm.experiment import run_default
+
+        run_default(out / "lm", progress=True)
+        print(f"wrote the language-model experiment (tiny preset) to {out / 'lm'}/", flush=True)
     return 0
 
 
@@ -77,15 +92,18 @@ def _stored(path: Path, cfg: SimConfig) -> dict | None:
     return data if data.get("config") == json.loads(json.dumps(cfg.to_dict())) else None
 
 
-def _summary_row(name: str, data: dict) -> dict:
+def _summary_row(name: str, data: dict, cfg: SimConfig) -> dict:
     base, last = data["base"], -1
     fractions = data["edit_fraction"]
+    theory = expected_relative_error(cfg)
     return {
         "run": name,
         "generations": data["generation"][last],
         "final_mean_over_base": data["mean"][last] / base,
         "final_ci95_over_base": [data["ci_low"][last] / base, data["ci_high"][last] / base],
         "total_edit_fraction": None if fractions is None else sum(fractions),
+        "theory_over_base": None if theory is None else float(theory[last]),
+        "theory_kind": theory_kind(cfg),
     }
 
 
@@ -93,9 +111,13 @@ def format_summary(rows: list[dict], runs: dict[str, SimConfig]) -> str:
     cfg = next(iter(runs.values()))
     lines = [f"# T={cfg.T} d={cfg.d} sigma={cfg.sigma:g} trials={cfg.trials}; error after N={cfg.generations} "
              f"generations / base, base = sigma^2 d/(T-d-1) = {cfg.base:.4g}; generation 0 = fit on real data",
-             f"{'run':<26} {'mean/base':>10} {'95% interval / base':>22} {'sum p_n':>8}"]
+             "# theory: 'exact' = expectation at these T, d; 'limit' = proportional limit d/T -> gamma; "
+             "'-' = no closed form (see docs/theory.md)",
+             f"{'run':<26} {'mean/base':>10} {'95% interval / base':>22} {'sum p_n':>8} {'theory':>8} {'':<6}"]
     for row in rows:
         lo, hi = row["final_ci95_over_base"]
         total = "" if row["total_edit_fraction"] is None else f"{row['total_edit_fraction']:.3f}"
-        lines.append(f"{row['run']:<26} {row['final_mean_over_base']:>10.3f} [{lo:>9.3f}, {hi:>9.3f}] {total:>8}")
+        theory = "-" if row["theory_over_base"] is None else f"{row['theory_over_base']:.3f}"
+        lines.append(f"{row['run']:<26} {row['final_mean_over_base']:>10.3f} [{lo:>9.3f}, {hi:>9.3f}] "
+                     f"{total:>8} {theory:>8} {row['theory_kind'] or '':<6}")
     return "\n".join(lines)
