@@ -34,7 +34,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineErrorParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(
+        prog=PROG, description="Model collapse in linear regression and its cure by token-level editing (ToEdit): "
+                               "simulate, derive, verify, plot; and the same experiments on a small language model.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)

@@ -13,7 +13,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "verify", help="check every closed form and bound against simulation; exit 0 only when all pass",
         description="Run the default grid (several T, d, sigma, both covariances, every regime and schedule with a "
-                    "closed form), compare the exact conditional estimator's 99%% intervals with the symbolic "
+                    "closed form), compare the exact conditional estimator's 99% intervals with the symbolic "
                     "values, print a table and write JSON. Exit code 0 only when every check passes, else 1.")
     p.add_argument("--seed", type=int, default=0, help="seed of every configuration (default 0)")
     p.add_argument("--json", metavar="PATH", default="results/verify.json",
