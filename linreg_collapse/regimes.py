@@ -45,7 +45,7 @@ class RetrainState(NamedTuple):
 
     n: jax.Array  # generation index of w
     X: jax.Array  # [T, d] design of the current training set
-    chol: jax.Array  # [d, d] Cholesky factor of the Gram matrix w was fit with
+    chol: jax.Array  # [d, d] Cholesky factor the regime solves with (its docstring says of which Gram matrix)
     Y: jax.Array  # [T] labels of the current training set
     w: jax.Array  # [d] current model w_n
     aux: Any  # regime-specific state (sufficient statistics, pool, mask state)
@@ -105,18 +105,27 @@ def replace_regime(T: int, generations: int, fresh: bool) -> Regime:
 
 
 def accumulate_regime(T: int, generations: int, fresh: bool) -> Regime:
-    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n."""
+    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n.
+
+    With a fixed design sum_k X_k^T X_k = (n + 1) X^T X, so w_n = (X^T X)^{-1} (sum_k X^T Y_k) / (n + 1)
+    with generation 0's Cholesky factor: no Gram matrix is formed or factorised after generation 0.
+    """
 
     def init(key, params):
         X, chol, Y, w = _real_data(key, params, T)
-        return RetrainState(jnp.int32(0), X, chol, Y, w, (X.T @ X, X.T @ Y))
+        return RetrainState(jnp.int32(0), X, chol, Y, w, (X.T @ X if fresh else (), X.T @ Y))
 
     def step(state, key, params):
-        n, X, _, Y, _ = _synthetic_data(state, key, params, fresh)
+        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
         gram, xty = state.aux
-        gram, xty = gram + X.T @ X, xty + X.T @ Y
-        chol = jnp.linalg.cholesky(gram)
-        return RetrainState(n, X, chol, Y, ols(chol, xty), (gram, xty)), jnp.nan
+        xty = xty + X.T @ Y
+        if fresh:
+            gram = gram + X.T @ X
+            chol = jnp.linalg.cholesky(gram)
+            w = ols(chol, xty)
+        else:
+            w = ols(chol, xty) / (n + 1)
+        return RetrainState(n, X, chol, Y, w, (gram, xty)), jnp.nan
 
     return Regime(init, step)
 
