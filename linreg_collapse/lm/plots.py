@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .. import theory
 from ..io import atomic_path
-from ..style import SETTING_COLORS, THEORY_LINESTYLE, figure_style
+from ..style import LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
 
 REGIME_COLORS = {
     "human": "#999999",
@@ -70,7 +70,7 @@ def figure_excess_vs_theory(results: dict):
         excess = series(results, regime, "excess_loss")
         ax_lm.plot(generations, excess / excess[0], marker="o", color=color, label=regime)
     for name, values in results["theory"].items():
-        style = ":" if "disjoint" in name else THEORY_LINESTYLE
+        style = LIMIT_LINESTYLE if "disjoint" in name else THEORY_LINESTYLE
         ax_lin.plot(generations, values, style, color=REGIME_COLORS[name.split(",")[0]], label=f"{name} theory")
     ax_lin.axhline(1.0, color=REGIME_COLORS["human"], linewidth=0.8)
     fractions = ", ".join(f"{p:.2f}" for p in realised_edit_fractions(results))
