@@ -228,7 +228,7 @@ EDIT_BUDGET_BOUNDS = {
 
 def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
     """Final test error / base against the realised total edit budget Q = sum_n p_n, perturb against
-    resample, random and disjoint masks, with theory at each schedule and the bounds of theory.py."""
+    resample, random and disjoint masks, with theory at each schedule and the bounds of linreg_collapse.theory."""
     with figure_style():
         fig = Figure(figsize=(9.5, 4.2))
         axes = fig.subplots(1, 2, sharey=True)

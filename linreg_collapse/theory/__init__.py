@@ -1,0 +1,116 @@
+"""Symbolic test errors, one set per simulator regime, with their assumptions (derivations: docs/theory.md).
+
+A package split by idea, every module contributing :class:`Result` records keyed by the simulator's
+regime names: :mod:`.core` (symbols, BASE, evaluation), :mod:`.ols` (one fit, replace, accumulate),
+:mod:`.editing` (perturb and resample token-level editing). sympy does the algebra: sums, limits,
+recurrences and the ODE of the continuum limit are solved there, not typed in. Numbers come from
+lambdified expressions:
+
+* :func:`relative_error_curve` -- E_test(w_n)/BASE for n = 0..N given per-generation edit fractions;
+* :func:`expected_relative_error` -- the same for a :class:`~linreg_collapse.config.SimConfig`
+  (None where no closed form exists), with :func:`theory_kind` saying "exact" or "limit";
+* :func:`relative_bounds` -- the finite bounds as numbers.
+
+Common assumptions: rows of X i.i.d. N(0, Sigma) (any Sigma), labels Y_0 = X w* + E_0 with
+E_0 ~ N(0, sigma^2 I), OLS on T > d + 1 samples; edit masks independent of the noise and the design.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional
+
+import numpy as np
+import sympy as sp
+
+from ..config import SimConfig
+from ..errors import require
+from . import editing, ols
+# Re-exported: the symbols and recurrences are the package's public vocabulary (notebooks, tests, docs).
+from .core import (BASE, GAUSSIAN, Q, Result, T, c, d, eta, evaluate, gamma, i, k, m_paper, n, p, p_i, q,
+                   sigma)  # noqa: F401
+from .editing import (PERTURB_STATE, PERTURB_STEP, RESAMPLE_DISJOINT_ERROR, RESAMPLE_DISJOINT_STATE,
+                      RESAMPLE_DISJOINT_STEP, RESAMPLE_RANDOM_STATE, RESAMPLE_RANDOM_STEP, realised_fractions)  # noqa: F401
+
+MODULES = (ols, editing)
+"""Every module whose ``results()`` the registry collects, in the order ``bound`` lists them."""
+
+
+@functools.cache
+def results() -> dict[str, Result]:
+    """All results by name (built once; sympy derives the sums, limits and recurrences here)."""
+    out: dict[str, Result] = {}
+    for module in MODULES:
+        for result in module.results():
+            require(result.name not in out, f"theory result {result.name!r} is defined twice")
+            out[result.name] = result
+    return out
+
+
+def results_for(regime: str, edit_op: Optional[str] = None, mask: Optional[str] = None) -> list[Result]:
+    """Results describing ``regime`` (plus the one-fit result), filtered by edit_op / mask when given."""
+    return [r for r in results().values()
+            if r.regime in (None, regime)
+            and (edit_op is None or r.edit_op in (None, edit_op))
+            and (mask is None or not r.masks or mask in r.masks)]
+
+
+def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb", T=None, d=None,
+                         mask: str = "random") -> np.ndarray:
+    """E_test(w_n) / (sigma^2 d/(T-d-1)) for n = 0..N, N = len(fractions).
+
+    * ``replace``: n + 1; ``accumulate`` (fixed design): sum_{k=1}^{n+1} k^-2 (fractions only set N);
+    * ``edit`` with ``edit_op="perturb"``: 1 + sum_{i<=n} p_i, exact, any mask independent of the data
+      (``fractions[i]`` = mean of diag M_{i+1}^2, the edit fraction for 0/1 masks);
+    * ``edit`` with ``edit_op="resample"`` and ``mask="random"`` (masks drawn afresh each generation):
+      the proportional limit a_n of RESAMPLE_RANDOM_STEP with gamma = d/T (gamma = 0 when T, d are None);
+    * ``edit`` with ``edit_op="resample"`` and ``mask="disjoint"`` (each position edited at most once):
+      the d/T -> 0 limit 1 + 2 x_n + y_n of RESAMPLE_DISJOINT_STEP (T, d must be None: no finite-gamma
+      result exists).
+    """
+    require(fractions is not None, "relative_error_curve needs fractions (their number sets N)")
+    fractions = np.asarray(fractions, dtype=np.float64).ravel()
+    require(bool(np.all((fractions >= 0) & (fractions <= 1))), "fractions must lie in [0, 1]")
+    generations = np.arange(len(fractions) + 1)
+    if regime in ("replace", "accumulate"):
+        rel = sp.lambdify(n, results()[regime].relative.rewrite(sp.zeta), modules=["scipy", "numpy"])
+        return np.asarray(rel(generations), dtype=np.float64) * np.ones(len(generations))
+    require(regime == "edit", f"regime={regime!r}: relative_error_curve knows replace, accumulate, edit")
+    return editing.relative_edit_curve(fractions, edit_op, T, d, mask)
+
+
+def theory_kind(cfg: SimConfig) -> Optional[str]:
+    """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives."""
+    if cfg.regime == "replace" or (cfg.regime == "accumulate" and cfg.design == "fixed"):
+        return "exact"
+    if cfg.regime != "edit" or cfg.mask == "threshold":
+        return None
+    if cfg.edit_op == "perturb":
+        return "exact"
+    return "limit" if cfg.mask == "random" else None
+
+
+def expected_relative_error(cfg: SimConfig) -> Optional[np.ndarray]:
+    """E_test(w_n)/BASE for n = 0..cfg.generations from :func:`relative_error_curve` with the realised
+    fractions, or None where no closed form exists (accumulate with fresh design, accumulate-subsample,
+    threshold masks, resample with disjoint or file masks at finite d/T)."""
+    kind = theory_kind(cfg)
+    if kind is None:
+        return None
+    if cfg.regime != "edit":
+        return relative_error_curve(cfg.regime, np.zeros(cfg.generations))
+    return relative_error_curve("edit", realised_fractions(cfg), edit_op=cfg.edit_op, T=cfg.T, d=cfg.d,
+                                mask=cfg.mask)
+
+
+def relative_bounds() -> dict[str, float]:
+    """The finite bounds in units of BASE: accumulate pi^2/6; perturb with sum p_i <= 1: 2 (the paper's);
+    resample with sum p_i <= 1 (d/T -> 0): 2e - 1 (continuum sup) and e^2 (Gronwall, proven)."""
+    r = results()
+    return {
+        "accumulate-sup": float(r["accumulate-sup"].relative),
+        "edit-perturb-paper-bound": float(r["edit-perturb-paper-bound"].relative),
+        "edit-resample-disjoint-sup": float(r["edit-resample-disjoint-sup"].relative.subs(Q, 1)),
+        "edit-resample-gronwall": float(r["edit-resample-gronwall"].relative.subs(Q, 1)),
+    }
+
