@@ -124,8 +124,7 @@ def test_relative_error_curve_rejects_bad_input():
 def test_expected_relative_error_for_configs():
     base = dict(T=50, d=10, generations=3, trials=2)
     assert th.expected_relative_error(SimConfig(regime="replace", design="fresh", **base)).tolist() == [1, 2, 3, 4]
-    for kw in (dict(regime="accumulate", design="fresh"), dict(regime="accumulate-subsample"),
-               dict(regime="edit", mask="threshold"), dict(regime="edit", edit_op="resample", mask="disjoint")):
+    for kw in (dict(regime="edit", mask="threshold"), dict(regime="edit", edit_op="resample", mask="disjoint")):
         assert th.expected_relative_error(SimConfig(**kw, **base)) is None
     disjoint = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.5, decay=0.9, **base)
     np.testing.assert_allclose(th.realised_fractions(disjoint), [0.5, 0.44, 0.06])  # round(22.5) = 22, then the rest

@@ -2,7 +2,8 @@
 
 A package split by idea, every module contributing :class:`Result` records keyed by the simulator's
 regime names: :mod:`.core` (symbols, BASE, evaluation), :mod:`.ols` (one fit, replace, accumulate),
-:mod:`.editing` (perturb and resample token-level editing). sympy does the algebra: sums, limits,
+:mod:`.editing` (perturb and resample token-level editing), :mod:`.accumulate` (fresh-design accumulate,
+accumulate-subsample), :mod:`.distribution` (quantiles and tail bounds of the error). sympy does the algebra: sums, limits,
 recurrences and the ODE of the continuum limit are solved there, not typed in. Numbers come from
 lambdified expressions:
 
@@ -25,14 +26,14 @@ import sympy as sp
 
 from ..config import SimConfig
 from ..errors import require
-from . import editing, ols
+from . import accumulate, distribution, editing, ols
 # Re-exported: the symbols and recurrences are the package's public vocabulary (notebooks, tests, docs).
 from .core import (BASE, GAUSSIAN, Q, Result, T, c, d, eta, evaluate, gamma, i, k, m_paper, n, p, p_i, q,
                    sigma)  # noqa: F401
 from .editing import (PERTURB_STATE, PERTURB_STEP, RESAMPLE_DISJOINT_ERROR, RESAMPLE_DISJOINT_STATE,
                       RESAMPLE_DISJOINT_STEP, RESAMPLE_RANDOM_STATE, RESAMPLE_RANDOM_STEP, realised_fractions)  # noqa: F401
 
-MODULES = (ols, editing)
+MODULES = (ols, accumulate, editing, distribution)
 """Every module whose ``results()`` the registry collects, in the order ``bound`` lists them."""
 
 
@@ -81,8 +82,10 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
 
 def theory_kind(cfg: SimConfig) -> Optional[str]:
     """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives."""
-    if cfg.regime == "replace" or (cfg.regime == "accumulate" and cfg.design == "fixed"):
+    if cfg.regime in ("replace", "accumulate"):
         return "exact"
+    if cfg.regime == "accumulate-subsample":
+        return "limit"
     if cfg.regime != "edit" or cfg.mask == "threshold":
         return None
     if cfg.edit_op == "perturb":
@@ -92,11 +95,16 @@ def theory_kind(cfg: SimConfig) -> Optional[str]:
 
 def expected_relative_error(cfg: SimConfig) -> Optional[np.ndarray]:
     """E_test(w_n)/BASE for n = 0..cfg.generations from :func:`relative_error_curve` with the realised
-    fractions, or None where no closed form exists (accumulate with fresh design, accumulate-subsample,
-    threshold masks, resample with disjoint or file masks at finite d/T)."""
+    fractions (accumulate-fresh, accumulate-subsample: their results), or None where no closed form exists
+    (threshold masks, resample with disjoint or file masks at finite d/T)."""
     kind = theory_kind(cfg)
     if kind is None:
         return None
+    if cfg.regime in ("accumulate-subsample", "accumulate") and (cfg.regime, cfg.design) != ("accumulate", "fixed"):
+        name = "accumulate-fresh" if cfg.regime == "accumulate" else "accumulate-subsample"
+        values = dict(sigma=1.0, T=cfg.T, d=cfg.d)
+        return np.array([evaluate(results()[name], n=g, **values) / evaluate(results()["ols"], **values)
+                         for g in range(cfg.generations + 1)])
     if cfg.regime != "edit":
         return relative_error_curve(cfg.regime, np.zeros(cfg.generations))
     return relative_error_curve("edit", realised_fractions(cfg), edit_op=cfg.edit_op, T=cfg.T, d=cfg.d,
