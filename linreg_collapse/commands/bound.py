@@ -26,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--edit-fraction", type=float, default=0.1, help="p = q: fraction edited per generation (0.1)")
     p.add_argument("--decay", type=float, default=0.5, help="eta of the disjoint schedule p eta^(n-1) (0.5)")
     p.add_argument("--total-fraction", type=float, default=1.0, help="Q = sum of the edit fractions (1)")
+    p.add_argument("--level", type=float, default=0.95,
+                   help="probability level of the error quantiles and tail bounds (0.95)")
     p.set_defaults(run=run)
 
 
@@ -35,9 +37,10 @@ def values_from_args(args: argparse.Namespace) -> dict[str, float]:
               decay=args.decay)  # validates
     require(args.generation >= 0, f"--generation {args.generation} must be >= 0")
     require(0 <= args.total_fraction <= 1, f"--total-fraction {args.total_fraction} must lie in [0, 1]")
+    require(0 < args.level < 1, f"--level {args.level} must lie in (0, 1)")
     k = round(args.edit_fraction * args.T)
     return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1, p=args.edit_fraction, q=k / args.T, k=k,
-                eta=args.decay, gamma=args.d / args.T, Q=args.total_fraction)
+                eta=args.decay, gamma=args.d / args.T, Q=args.total_fraction, level=args.level)
 
 
 def describe(result: Result, values: dict[str, float]) -> str:
