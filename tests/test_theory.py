@@ -149,3 +149,82 @@ def test_bound_command_bad_input_is_one_line(argv, message, capsys):
     assert main(["bound", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_accumulate_fresh_matches_the_exchangeable_sum():
+    T, d = 20, 4
+    for n in range(6):
+        direct = (T - d - 1) * sum(1 / (k * (k * T - d - 1)) for k in range(1, n + 2))
+        assert rel("accumulate-fresh", T=T, d=d, n=n) == pytest.approx(direct, rel=1e-12)
+    terms = 200000  # the remainder beyond is (T-d-1)/(T terms) to first order
+    tail = (T - d - 1) * (sum(1 / (k * (k * T - d - 1)) for k in range(1, terms + 1)) + 1 / (T * terms))
+    assert rel("accumulate-fresh-sup", T=T, d=d) == pytest.approx(tail, rel=1e-9)
+    assert rel("accumulate-fresh-sup", T=T, d=d) < math.pi**2 / 6  # fresh designs help
+
+
+def subsample_limit_direct(generations: int) -> np.ndarray:
+    """d/T -> 0 accumulate-subsample by brute force: u_n = nu_n + (1/(n+1)) sum_{m<n} u_m as combinations of
+    nu_0..nu_N with Cov(nu_n, nu_m) = 1/(max(n, m) + 1) (n != m), 1 on the diagonal."""
+    N = generations
+    idx = np.arange(N + 1)
+    cov = 1 / (np.maximum(idx[:, None], idx[None, :]) + 1.0)
+    np.fill_diagonal(cov, 1.0)
+    coef = []
+    for g in range(N + 1):
+        c = np.eye(N + 1)[g] + (sum(coef) / (g + 1) if coef else 0)
+        coef.append(c)
+    return np.array([c @ cov @ c for c in coef])
+
+
+def test_accumulate_subsample_limit_and_plateau():
+    direct = subsample_limit_direct(12)
+    closed = [rel("accumulate-subsample", n=n) for n in range(13)]
+    np.testing.assert_allclose(closed, direct, rtol=1e-12)
+    assert rel("accumulate-subsample-plateau") == pytest.approx(math.pi**2 / 2 - 2, rel=1e-14)
+    assert subsample_limit_direct(400)[-1] == pytest.approx(math.pi**2 / 2 - 2, rel=1e-2)
+
+
+def test_disjoint_supremum_certificate():
+    """The value function's change over one step equals its claimed form, which is <= 0 on every state a
+    schedule with sum <= 1 reaches (checked on random schedules); so no schedule exceeds 2e^Q - 1."""
+    import sympy as sp
+    change, claimed = th.editing.resample_disjoint_certificate()
+    assert sp.simplify(sp.expand(change - claimed)) == 0
+    x, y, l = th.RESAMPLE_DISJOINT_STATE
+    step = th.editing.RESAMPLE_DISJOINT_STEP
+    f = sp.lambdify((x, y, l, th.q, th.editing.TAU), claimed)
+    advance = sp.lambdify((x, y, l, th.q), list(step))
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        fractions = rng.dirichlet(np.ones(rng.integers(1, 12))) * rng.uniform(0.2, 1.0)
+        total = rng.uniform(fractions.sum(), 1.0)
+        state, spent = (0.0, 0.0, 1.0), 0.0
+        for fraction in fractions:
+            assert f(*state, fraction, total - spent) <= 1e-12
+            state, spent = tuple(advance(*state, fraction)), spent + fraction
+        assert 1 + 2 * state[0] + state[1] <= 2 * math.exp(total) - 1 + 1e-12
+
+
+def test_error_law_quantiles_and_tail_bound():
+    T, d, n = 20, 4, 2
+    for level in (0.1, 0.5, 0.9):
+        scaled_f = (d / (T - d + 1)) * stats.f.ppf(level, d, T - d + 1)  # E_test/sigma^2 s_n ~ (d/nu) F(d, nu)
+        assert rel("replace-quantile", T=T, d=d, n=n, level=level) * d / (T - d - 1) == pytest.approx(
+            3 * scaled_f, rel=1e-10)
+        assert rel("accumulate-quantile", T=T, d=d, n=n, level=level) * d / (T - d - 1) == pytest.approx(
+            (1 + 1 / 4 + 1 / 9) * scaled_f, rel=1e-10)
+    for level in (0.9, 0.99):
+        assert rel("replace-tail-bound", T=200, d=4, n=n, level=level) >= rel("replace-quantile", T=200, d=4, n=n,
+                                                                              level=level)
+    assert rel("replace-tail-bound", T=8, d=4, n=n, level=0.99) == math.inf
+
+
+def test_bound_command_lists_the_new_results(capsys):
+    assert main(["bound", "--regime", "accumulate", "--T", "20", "--d", "4", "--generation", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ("accumulate-fresh", "accumulate-fresh-sup", "accumulate-quantile", "accumulate-tail-bound"):
+        assert f"== {name} [" in out
+    assert main(["bound", "--regime", "accumulate-subsample", "--T", "400", "--d", "4"]) == 0
+    assert "plateau" in capsys.readouterr().out
+    assert main(["bound", "--regime", "edit", "--T", "50", "--d", "10", "--level", "1.5"]) == 2
+    assert "--level" in capsys.readouterr().err
