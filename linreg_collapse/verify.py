@@ -226,7 +226,7 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
 
     # Editing, T=16, d=2, k=8: perturb with random and soft overlapping file masks; resample's generation 1
     # (the finite-T terms of E H_tt^2 are large here).
-    small = dict(regime="edit", T=16, d=2, generations=G, trials=2048, edit_fraction=0.5)
+    small = dict(regime="edit", T=16, d=2, generations=G, trials=8192, edit_fraction=0.5)
     per = cfg(edit_op="perturb", **small)
     both("edit perturb random", "edit-perturb-random", per, G, "equal",
          lambda: _rel("edit-perturb-random", per, n=G, p=0.5))
