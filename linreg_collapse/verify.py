@@ -31,6 +31,7 @@ import functools
 import time
 from typing import Callable, Optional, Union
 
+import jax
 import numpy as np
 from scipy import optimize, stats
 
@@ -45,7 +46,6 @@ LEVEL = 0.999
 LIMIT_TOLERANCE = 0.015
 ROUNDING = 1e-9  # relative: float64 rounding of values the estimator gives exactly
 RELATIONS = ("equal", "upper", "above", "tight")
-ESTIMATORS = ("exact", "simulator", "optimiser")
 SUP_STEPS = 10  # free edit fractions of the optimised disjoint schedule
 SUP_REFINE = 16  # each optimised edit is then split into this many equal edits (refining only increases it)
 SUP_GAP = 0.01  # the supremum must be reached within 1% by the refined schedule
@@ -334,9 +334,7 @@ def invariance_checks(seed: int = 0) -> list[tuple[str, float]]:
 
 
 def _errors_with_w_star(cfg: SimConfig, factor: float) -> np.ndarray:
-    """The simulator's per-trial errors of ``cfg`` with w* multiplied by ``factor`` (same keys)."""
-    import jax
-
+    """The simulator's per-trial errors of ``cfg`` with w* replaced by factor w* + 1 (same keys)."""
     with jax.enable_x64(True):
         params = make_params(cfg)
         params = params._replace(w_star=params.w_star * factor + 1.0)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         report["invariances"] = [{"name": name, "max_relative_difference": diff} for name, diff in invariances]
     if args.mutants:
         verdicts = run_mutants(checks, samples, registry())
-        print(f"\nmutants (each applied alone, judged on the same samples):")
+        print("\nmutants (each applied alone, judged on the same samples):")
         for mutant, killers in verdicts:
             verdict = f"killed by {killers[0]}" + (f" (+{len(killers) - 1})" if len(killers) > 1 else "") \
                 if killers else "survived"
