@@ -168,11 +168,13 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
     scale = 4 if reduced else 1
     checks: list[Check] = []
 
-    def both(name, result, cfg, generation, relation, value, tolerance=0.0, sim_trials=SIM_TRIALS):
-        """One check per estimator (the simulator's skipped in the reduced grid)."""
+    def both(name, result, cfg, generation, relation, value, tolerance=0.0, sim_trials=SIM_TRIALS,
+             sim_generations=None):
+        """One check per estimator (the simulator's skipped in the reduced grid; ``sim_generations``: run the
+        simulator for fewer generations than the exact estimator)."""
         checks.append(Check(name, result, cfg, "exact", generation, relation, value, tolerance))
         if not reduced:
-            sim = dataclasses.replace(cfg, trials=sim_trials)
+            sim = dataclasses.replace(cfg, trials=sim_trials, generations=sim_generations or cfg.generations)
             checks.append(Check(name, result, sim, "simulator", generation, relation, value, tolerance))
 
     def sim_only(name, result, cfg, generation, relation, value, tolerance=0.0, statistic="mean"):
@@ -216,9 +218,7 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
                  lambda law=law, regime=regime: _rel(f"{regime}-tail-bound", law, n=2, level=0.9), statistic=0.9)
 
     # accumulate-subsample: simulator only (not linear given the subsample), d/T = 0.01.
-    shape = dict(T=400, d=4, generations=4, trials=4096) if reduced else dict(T=1000, d=10, generations=6,
-                                                                               trials=2048)
-    sub = SimConfig(regime="accumulate-subsample", seed=seed, **shape)
+    sub = SimConfig(regime="accumulate-subsample", T=400, d=4, generations=4, trials=4096, seed=seed)
     sim_only("accumulate-subsample (limit d/T->0)", "accumulate-subsample", sub, sub.generations, "equal",
              lambda: _rel("accumulate-subsample", sub, n=sub.generations), 0.03)
     sim_only("accumulate-subsample <= its plateau", "accumulate-subsample-plateau", sub, sub.generations, "upper",
@@ -240,24 +240,25 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
          lambda: _rel("edit-resample-first", first, k=8))
 
     # resample, random masks: the proportional limit at d/T = 0.4, q = 0.3 (finite-T error measured ~0.1%).
-    res = cfg(regime="edit", edit_op="resample", edit_fraction=0.3, T=100, d=40, generations=G, trials=256)
+    res = cfg(regime="edit", edit_op="resample", edit_fraction=0.3, T=100, d=40, generations=G, trials=128)
     both("edit resample random (limit d/T=0.4)", "edit-resample-random", res, G, "equal",
-         lambda: _curve(res, edit_op="resample", T=res.T, d=res.d), 0.01, sim_trials=2048)
+         lambda: _curve(res, edit_op="resample", T=res.T, d=res.d), 0.01, sim_trials=1024)
 
     # Disjoint masks, T=128, d=2: geometric 64, 32, ..., 1 (Q = 127/128), and 32 edits of 4 (Q = 1).
-    disjoint = dict(regime="edit", mask="disjoint", T=128, d=2, generations=32, trials=512)
+    disjoint = dict(regime="edit", mask="disjoint", T=128, d=2, generations=32, trials=256)
     gd = 7
+    short = dict(sim_trials=4096, sim_generations=gd)  # the simulator runs the geometric schedule only
     per_d = cfg(edit_op="perturb", edit_fraction=0.5, decay=0.5, **disjoint)
     both("edit perturb disjoint (geometric)", "edit-perturb-disjoint", per_d, gd, "equal",
-         lambda: _rel("edit-perturb-disjoint", per_d, n=gd, p=0.5, eta=0.5))
+         lambda: _rel("edit-perturb-disjoint", per_d, n=gd, p=0.5, eta=0.5), **short)
     both("edit perturb disjoint <= 2 (paper's bound)", "edit-perturb-paper-bound", per_d, gd, "upper",
-         lambda: _rel("edit-perturb-paper-bound", per_d))
+         lambda: _rel("edit-perturb-paper-bound", per_d), **short)
     res_d = dataclasses.replace(per_d, edit_op="resample")
     both("edit resample disjoint (limit d/T->0)", "edit-resample-disjoint-sup", res_d, gd, "equal",
          lambda: _curve(dataclasses.replace(res_d, generations=gd), edit_op="resample", mask="disjoint"),
-         LIMIT_TOLERANCE)
+         LIMIT_TOLERANCE, **short)
     both("edit resample disjoint > 2 (paper's bound fails)", "edit-perturb-paper-bound", res_d, gd, "above",
-         lambda: _rel("edit-perturb-paper-bound", res_d))
+         lambda: _rel("edit-perturb-paper-bound", res_d), **short)
     worst = cfg(edit_op="resample", edit_fraction=1 / 32, decay=1.0, **disjoint)
     for name in ("edit-resample-disjoint-sup", "edit-resample-gronwall"):
         checks.append(Check(f"32 edits of 1/32 (worst measured) <= {name}", name, worst, "exact", 32, "upper",

@@ -3,8 +3,8 @@
 A package split by idea, every module contributing :class:`Result` records keyed by the simulator's
 regime names: :mod:`.core` (symbols, BASE, evaluation), :mod:`.ols` (one fit, replace, accumulate),
 :mod:`.editing` (perturb and resample token-level editing), :mod:`.accumulate` (fresh-design accumulate,
-accumulate-subsample), :mod:`.distribution` (quantiles and tail bounds of the error). sympy does the algebra: sums, limits,
-recurrences and the ODE of the continuum limit are solved there, not typed in. Numbers come from
+accumulate-subsample), :mod:`.distribution` (quantiles and tail bounds of the error). sympy does the algebra:
+sums, limits, recurrences and the ODE of the continuum limit are solved there, not typed in. Numbers come from
 lambdified expressions:
 
 * :func:`relative_error_curve` -- E_test(w_n)/BASE for n = 0..N given per-generation edit fractions;
