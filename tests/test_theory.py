@@ -124,12 +124,15 @@ def test_relative_error_curve_rejects_bad_input():
 def test_expected_relative_error_for_configs():
     base = dict(T=50, d=10, generations=3, trials=2)
     assert th.expected_relative_error(SimConfig(regime="replace", design="fresh", **base)).tolist() == [1, 2, 3, 4]
-    for kw in (dict(regime="edit", mask="threshold"), dict(regime="edit", edit_op="resample", mask="disjoint")):
+    for kw in (dict(regime="accumulate-subsample"), dict(regime="edit", mask="threshold"),
+               dict(regime="edit", edit_op="resample", mask="disjoint")):
         assert th.expected_relative_error(SimConfig(**kw, **base)) is None
     disjoint = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.5, decay=0.9, **base)
     np.testing.assert_allclose(th.realised_fractions(disjoint), [0.5, 0.44, 0.06])  # round(22.5) = 22, then the rest
     np.testing.assert_allclose(th.expected_relative_error(disjoint), [1, 1.5, 1.94, 2.0])
     assert th.theory_kind(SimConfig(regime="edit", edit_op="resample", **base)) == "limit"
+    fresh = th.expected_relative_error(SimConfig(regime="accumulate", design="fresh", **base))
+    np.testing.assert_allclose(fresh, [rel("accumulate-fresh", n=g) for g in range(4)], rtol=1e-12)
 
 
 def test_bound_command_prints_expression_latex_and_value(capsys):

@@ -84,8 +84,6 @@ def theory_kind(cfg: SimConfig) -> Optional[str]:
     """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives."""
     if cfg.regime in ("replace", "accumulate"):
         return "exact"
-    if cfg.regime == "accumulate-subsample":
-        return "limit"
     if cfg.regime != "edit" or cfg.mask == "threshold":
         return None
     if cfg.edit_op == "perturb":
@@ -95,15 +93,14 @@ def theory_kind(cfg: SimConfig) -> Optional[str]:
 
 def expected_relative_error(cfg: SimConfig) -> Optional[np.ndarray]:
     """E_test(w_n)/BASE for n = 0..cfg.generations from :func:`relative_error_curve` with the realised
-    fractions (accumulate-fresh, accumulate-subsample: their results), or None where no closed form exists
-    (threshold masks, resample with disjoint or file masks at finite d/T)."""
+    fractions (fresh-design accumulate: accumulate-fresh), or None where no finite-T closed form exists
+    (accumulate-subsample and resample with disjoint or file masks have only d/T -> 0 limits; threshold masks)."""
     kind = theory_kind(cfg)
     if kind is None:
         return None
-    if cfg.regime in ("accumulate-subsample", "accumulate") and (cfg.regime, cfg.design) != ("accumulate", "fixed"):
-        name = "accumulate-fresh" if cfg.regime == "accumulate" else "accumulate-subsample"
+    if cfg.regime == "accumulate" and cfg.design == "fresh":
         values = dict(sigma=1.0, T=cfg.T, d=cfg.d)
-        return np.array([evaluate(results()[name], n=g, **values) / evaluate(results()["ols"], **values)
+        return np.array([evaluate(results()["accumulate-fresh"], n=g, **values) / evaluate(results()["ols"], **values)
                          for g in range(cfg.generations + 1)])
     if cfg.regime != "edit":
         return relative_error_curve(cfg.regime, np.zeros(cfg.generations))
@@ -113,7 +110,7 @@ def expected_relative_error(cfg: SimConfig) -> Optional[np.ndarray]:
 
 def relative_bounds() -> dict[str, float]:
     """The finite bounds in units of BASE: accumulate pi^2/6; perturb with sum p_i <= 1: 2 (the paper's);
-    resample with sum p_i <= 1 (d/T -> 0): 2e - 1 (continuum sup) and e^2 (Gronwall, proven)."""
+    resample with sum p_i <= 1 (d/T -> 0): 2e - 1 (the proven supremum) and e^2 (Gronwall, weaker)."""
     r = results()
     return {
         "accumulate-sup": float(r["accumulate-sup"].relative),
