@@ -47,9 +47,10 @@ LIMIT_TOLERANCE = 0.015
 ROUNDING = 1e-9  # relative: float64 rounding of values the estimator gives exactly
 RELATIONS = ("equal", "upper", "above", "tight")
 SUP_STEPS = 10  # free edit fractions of the optimised disjoint schedule
-SUP_REFINE = 16  # each optimised edit is then split into this many equal edits (refining only increases it)
+SUP_REFINE = 16  # each optimised edit is then split into this many equal edits (towards the continuum)
 SUP_GAP = 0.01  # the supremum must be reached within 1% by the refined schedule
-SIM_TRIALS = 8192  # simulator trials of the small retrain shape (means and quantiles)
+SIM_TRIALS = 8192  # simulator trials per configuration unless a check says otherwise
+INVARIANCE_TOLERANCE = 1e-8  # relative per-trial difference allowed by the invariances (float64 rounding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,8 +343,6 @@ def _errors_with_w_star(cfg: SimConfig, factor: float) -> np.ndarray:
         run = compiled_runner(cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask)
         return np.asarray(run(trial_keys(cfg.seed, 0, cfg.trials), params)[0], np.float64)
 
-
-INVARIANCE_TOLERANCE = 1e-8
 
 
 def format_table(outcomes: list[Outcome]) -> str:
