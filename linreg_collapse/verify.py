@@ -344,7 +344,6 @@ def _errors_with_w_star(cfg: SimConfig, factor: float) -> np.ndarray:
         return np.asarray(run(trial_keys(cfg.seed, 0, cfg.trials), params)[0], np.float64)
 
 
-
 def format_table(outcomes: list[Outcome]) -> str:
     """One line per check: estimator, theory, estimate, interval, resolution, deviation, verdict."""
     head = (f"{'check':58s} {'est':4s} {'rel':5s} {'gen':>3s} {'theory':>8s} {'estimate':>8s} "
