@@ -35,7 +35,8 @@ from ..io import atomic_path, write_json
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
 from .model import ModelConfig, load_checkpoint, save_checkpoint
-from .toedit import STRATEGIES, edit_corpus
+from .scoring import edit_corpus
+from .toedit import STRATEGIES
 from .train import TrainConfig, document_perplexities, log_probs, sample_corpus, train
 
 REGIMES = ("human", "replace", "accumulate", "toedit")
@@ -217,8 +218,8 @@ class Experiment:
             return sample_corpus(model, n, sample_seed), {}
         if regime == "accumulate":
             return Corpus.concat([corpus, sample_corpus(model, n, sample_seed)]), {}
-        edit = edit_corpus(model, corpus, STRATEGIES[self.preset.strategy], sample_seed)
-        return edit.corpus, edit.summary(corpus.target_mask)
+        edited, edits = edit_corpus(model, corpus, STRATEGIES[self.preset.strategy], sample_seed)
+        return edited, edits.summary()
 
     def run(self) -> dict:
         p = self.preset
