@@ -121,7 +121,6 @@ class Scores:
     target_log_probs: np.ndarray  # log p of the observed token
 
 
-@functools.partial(jax.jit, static_argnames="strategy")
 def edit_tokens(scores: Scores, tokens, valid, editable, uniforms, strategy: EditStrategy):
     """Vectorised ToEdit on all positions of a (B, T) batch at once, one XLA program.
 
@@ -130,26 +129,36 @@ def edit_tokens(scores: Scores, tokens, valid, editable, uniforms, strategy: Edi
     W_i = sum_{j<=i} exp((log p_j - log p_1) / beta) the unnormalised cumulative softmax(log p / beta)
     over the K candidates (K = k, or k + 1 with the observed token last).
     Kept tokens move to the front of their row (position = running count of kept tokens - 1).
-    Returns (packed tokens, kept counts, revised, changed, dropped).
+    Returns (packed tokens, kept counts, revised, changed, dropped). The thresholds and beta are traced,
+    so strategies that differ only in them share one compilation.
     """
+    rules = (strategy.up_threshold is not None, strategy.low_threshold is not None, strategy.drops_nan)
+    bounds = np.array([strategy.revise_from or 0.0, strategy.keep_from or 0.0, strategy.beta], np.float32)
+    return _edit_tokens(scores, tokens, valid, editable, uniforms, bounds, rules, strategy.top_k)
+
+
+@functools.partial(jax.jit, static_argnames=("rules", "top_k"))
+def _edit_tokens(scores: Scores, tokens, valid, editable, uniforms, bounds, rules, top_k):
+    revises, drops, drops_nan = rules
+    revise_from, keep_from, beta = bounds[0], bounds[1], bounds[2]
     lp = scores.target_log_probs
     no = jnp.zeros_like(editable)
-    revised = editable & (lp >= strategy.revise_from) if strategy.up_threshold is not None else no
-    if strategy.low_threshold is None:
+    revised = editable & (lp >= revise_from) if revises else no
+    if not drops:
         dropped = no
-    elif strategy.drops_nan:
-        dropped = editable & ~revised & ~(lp >= strategy.keep_from)
+    elif drops_nan:
+        dropped = editable & ~revised & ~(lp >= keep_from)
     else:
-        dropped = editable & ~revised & (lp < strategy.keep_from)
+        dropped = editable & ~revised & (lp < keep_from)
     new = tokens
-    if strategy.up_threshold is not None:
+    if revises:
         top1 = scores.top_log_probs[..., :1]
-        cdf = jnp.cumsum(jnp.exp((scores.top_log_probs - top1) / strategy.beta), axis=-1)  # W_1..W_k
+        cdf = jnp.cumsum(jnp.exp((scores.top_log_probs - top1) / beta), axis=-1)  # W_1..W_k
         in_top = (scores.top_ids == tokens[..., None]).any(-1)
-        w_observed = jnp.where(in_top, 0.0, jnp.exp((lp - top1[..., 0]) / strategy.beta))
+        w_observed = jnp.where(in_top, 0.0, jnp.exp((lp - top1[..., 0]) / beta))
         choice = jnp.sum(cdf <= (uniforms * (cdf[..., -1] + w_observed))[..., None], axis=-1)  # k: observed
-        picked = jnp.sum(jnp.where(jnp.arange(strategy.top_k) == choice[..., None], scores.top_ids, 0), -1)
-        resampled = jnp.where(choice >= strategy.top_k, tokens, picked)
+        picked = jnp.sum(jnp.where(jnp.arange(top_k) == choice[..., None], scores.top_ids, 0), -1)
+        resampled = jnp.where(choice >= top_k, tokens, picked)
         new = jnp.where(revised, resampled, tokens)
     keep = valid & ~dropped
     destination = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, tokens.shape[1])  # out of range: not written
