@@ -61,7 +61,10 @@ def register(subparsers) -> None:
     edit.set_defaults(run=run_edit)
 
     experiment = commands.add_parser("experiment", help="iterative regimes and mixing experiment (resumable)")
-    experiment.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) | small (GPU)")
+    experiment.add_argument("--preset", default="tiny",
+                            help="quick (CPU, several seeds in minutes) | tiny (CPU) | small (GPU)")
+    experiment.add_argument("--seeds", type=int, default=5,
+                            help="independent runs (seeds 0..N-1) for means and 95%% intervals (default 5)")
     experiment.add_argument("--out", default="results/lm", help="output folder; rerunning continues a run")
     experiment.add_argument("--no-progress", action="store_true", help="no progress bars")
     experiment.set_defaults(run=run_experiment)
@@ -128,12 +131,16 @@ def run_edit(args) -> int:
 def run_experiment(args) -> int:
     import jax
 
+    from ..io import check_writable
+    from ..lm.experiment import generation_table
     from ..lm.experiment import run_experiment as run
 
     preset = _preset(args.preset)
-    print(f"lm experiment {preset.name}: JAX backend {jax.default_backend()}, output {args.out}", file=sys.stderr)
-    results = run(preset, args.out, progress=not args.no_progress)
-    for regime, rows in results["generations"].items():
-        print(f"{regime:>10}: excess loss by generation " + " ".join(f"{g['excess_loss']:.3f}" for g in rows))
-    print("written: " + ", ".join([f"{args.out}/results.json", *results["figures"]]))
+    require(args.seeds >= 1, f"--seeds {args.seeds} must be at least 1")
+    check_writable("--out", f"{args.out}/results.json")
+    print(f"lm experiment {preset.name}, {args.seeds} seeds: JAX backend {jax.default_backend()}, output {args.out}",
+          file=sys.stderr)
+    results = run(preset, args.out, seeds=args.seeds, progress=not args.no_progress)
+    print(generation_table(results))
+    print("written: " + ", ".join([f"{args.out}/results.json", f"{args.out}/captions.md", *results["figures"]]))
     return 0
