@@ -31,8 +31,7 @@ class HFPrior:
         require(directory.is_dir(), f"--prior hf:{directory}: not a directory")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True,
-                                                              dtype=torch.float32).to(device).eval()
+            self.model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True).float().to(device).eval()
         except (OSError, ValueError, KeyError) as err:
             raise InputError(f"--prior hf:{directory}: not a causal-LM directory ({str(err).splitlines()[0]})") from None
         config = self.model.config
