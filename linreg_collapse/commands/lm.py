@@ -83,11 +83,13 @@ def run_train(args) -> int:
     from ..io import check_writable
     from ..lm.data import MarkovWordSource, corpus_from_texts, read_texts
     from ..lm.model import save_checkpoint
+    from ..lm.scoring import check_memory
     from ..lm.train import train
 
     preset = _preset(args.preset)
     require(args.steps is None or args.steps > 0, f"--steps {args.steps} must be positive")
     check_writable("--out", args.out)
+    check_memory(preset.train.batch_size, preset.model.block_size, preset.model.vocab_size)
     config = preset.train if args.steps is None else dataclasses.replace(
         preset.train, steps=args.steps, warmup_steps=min(preset.train.warmup_steps, args.steps // 10))
     if args.data is None:
@@ -134,10 +136,12 @@ def run_experiment(args) -> int:
     from ..io import check_writable
     from ..lm.experiment import generation_table
     from ..lm.experiment import run_experiment as run
+    from ..lm.scoring import check_memory
 
     preset = _preset(args.preset)
     require(args.seeds >= 1, f"--seeds {args.seeds} must be at least 1")
     check_writable("--out", f"{args.out}/results.json")
+    check_memory(preset.train.batch_size, preset.model.block_size, preset.model.vocab_size)
     print(f"lm experiment {preset.name}, {args.seeds} seeds: JAX backend {jax.default_backend()}, output {args.out}",
           file=sys.stderr)
     results = run(preset, args.out, seeds=args.seeds, progress=not args.no_progress)

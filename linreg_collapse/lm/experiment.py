@@ -43,12 +43,12 @@ from ..io import atomic_path, write_json
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
 from .model import ModelConfig, load_checkpoint, save_checkpoint
+from .plots import EDIT_REGIMES
 from .scoring import edit_corpus
 from .toedit import STRATEGIES
 from .train import TrainConfig, document_perplexities, log_probs, sample_corpus, train
 
-REGIMES = ("human", "replace", "accumulate", "toedit", "toedit_heavy")
-EDIT_REGIMES = ("toedit", "toedit_heavy")
+REGIMES = ("human", "replace", "accumulate", *EDIT_REGIMES)
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 

@@ -31,7 +31,7 @@ REGIME_COLORS = {
     "toedit": SETTING_COLORS["resample random"],
     "toedit_heavy": SETTING_COLORS["perturb disjoint"],
 }
-EDIT_REGIMES = ("toedit", "toedit_heavy")
+EDIT_REGIMES = ("toedit", "toedit_heavy")  # the experiment's editing regimes (lm.experiment builds on these)
 
 
 def summary_series(results: dict, regime: str, key: str):

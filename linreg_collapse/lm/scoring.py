@@ -43,7 +43,8 @@ def windows(n_tokens: int, context: int, stride: int) -> list[tuple[int, int, in
 
 def check_memory(batch_size: int, context: int, vocab_size: int, available: int | None = None) -> None:
     """InputError, before any work, if a batch's float32 log-probabilities (batch x context x vocab, held
-    about three times: logits, log-softmax, top-k work space) exceed the available memory."""
+    about three times: logits, log-softmax, top-k work space) exceed the available memory. A lower bound
+    (weights and activations come on top), so a run it lets through can still run short."""
     if available is None:
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     need = 3 * 4 * batch_size * context * vocab_size
