@@ -17,7 +17,7 @@ from linreg_collapse.lm.train import TrainConfig
 MICRO = ModelConfig(VOCAB_SIZE, block_size=16, d_model=16, n_layers=1, n_heads=2)
 MICRO_PRESET = experiment.Preset(
     "micro", MICRO, TrainConfig(steps=40, batch_size=8, learning_rate=1e-2, warmup_steps=4),
-    n_words=10, mean_words=3.0, n_docs=24, n_heldout=16, generations=1, mixing_shares=(0.0, 1.0),
+    n_words=10, mean_words=3.0, n_docs=24, n_heldout=16, generations=1, mixing_shares=(1.0,),
     heavy_up_threshold=0.05,  # a micro model is rarely sure of a byte: 0.05 still edits a clear share
 )
 

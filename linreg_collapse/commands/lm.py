@@ -2,7 +2,7 @@
 
     linreg-collapse lm train --data corpus.jsonl --out model.eqx [--preset tiny] [--steps N] [--seed S]
     linreg-collapse lm edit --prior builtin:model.eqx|hf:DIR --in data.jsonl --out edited.jsonl --strategy up_revise
-    linreg-collapse lm experiment --preset tiny --out results/lm
+    linreg-collapse lm experiment --preset quick --seeds 5 --out results/lm
 """
 
 from __future__ import annotations
