@@ -60,7 +60,8 @@ def test_edit_resumes_by_line_and_honours_limit(tmp_path, checkpoint, corpus_fil
     args = ("--up-threshold", "0.004", "--seed", "5")
     assert edit(checkpoint, corpus_file, whole, *args) == 0
     lines = whole.read_text().splitlines(keepends=True)
-    settings = dict(prior=f"builtin:{checkpoint}", input=str(corpus_file), seed=5, limit=None, stride=8,
+    settings = dict(prior=f"builtin:{checkpoint}", input=str(corpus_file), seed=5, limit=None, context=16,
+                    stride=8,
                     strategy=dict(name="up_revise", up_threshold=0.004, low_threshold=None, beta=1.5, top_k=8))
     (tmp_path / "resumed.jsonl.partial.json").write_text(json.dumps(settings))
     (tmp_path / "resumed.jsonl.partial").write_text(lines[0] + lines[1][:5])
@@ -83,6 +84,8 @@ def test_edit_resumes_by_line_and_honours_limit(tmp_path, checkpoint, corpus_fil
      "must be below the up threshold"),
     (["--limit", "0"], "--limit 0 must be positive"),
     (["--stride", "99"], r"--stride 99 must be in \[1, the context 16\]"),
+    (["--context", "8", "--stride", "9"], r"--stride 9 must be in \[1, the context 8\]"),
+    (["--context", "0"], "--context 0 must be positive"),
     (["--batch-size", "100000000"], "GiB for the log-probabilities"),
 ])
 def test_bad_edit_flags_are_one_line_exit_2_and_write_nothing(tmp_path, checkpoint, corpus_file, capsys, args,

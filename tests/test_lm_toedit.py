@@ -36,7 +36,8 @@ class PlantedPrior:
             logits[np.arange(len(window) - 1), window[1:]] += rng.choice([12.0, 0.0, -12.0], len(window) - 1)
             log_probs = (logits - np.log(np.exp(logits).sum(-1, keepdims=True))).astype(np.float32)
             order = np.argsort(-log_probs, axis=-1)[:, :top_k].astype(np.int32)
-            out.append(Scores(np.take_along_axis(log_probs, order, -1), order, log_probs[np.arange(len(order)), window[1:]]))
+            target = log_probs[np.arange(len(order)), window[1:]]
+            out.append(Scores(np.take_along_axis(log_probs, order, -1), order, target))
         return out
 
 

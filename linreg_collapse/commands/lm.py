@@ -55,6 +55,9 @@ def register(subparsers) -> None:
     edit.add_argument("--stride", type=int,
                       help="tokens between the starts of consecutive windows of a long document (default: half "
                            "the context); every token keeps at least context + 1 - stride tokens of context")
+    edit.add_argument("--context", type=int,
+                      help="longest prefix the prior reads (default: the model's maximum length; the official "
+                           "script used 2048)")
     edit.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     edit.add_argument("--stats", help="also write per-document edit fractions to this JSON file")
     edit.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -112,18 +115,19 @@ def run_edit(args) -> int:
 
     require(args.limit is None or args.limit > 0, f"--limit {args.limit} must be positive")
     require(args.batch_size > 0, f"--batch-size {args.batch_size} must be positive")
+    require(args.context is None or args.context > 0, f"--context {args.context} must be positive")
     make_strategy(args.strategy, args.up_threshold, args.low_threshold, args.beta, args.top_k)
     check_writable("--out", args.out)
     if args.stats:
         check_writable("--stats", args.stats)
-    prior = load_prior(args.prior, args.batch_size)
+    prior = load_prior(args.prior, args.batch_size, args.context)
     strategy = make_strategy(args.strategy, args.up_threshold, args.low_threshold, args.beta, args.top_k,
                              vocab_size=prior.vocab_size)
     stride = prior.context // 2 if args.stride is None else args.stride
     require(1 <= stride <= prior.context, f"--stride {stride} must be in [1, the context {prior.context}]")
     check_memory(args.batch_size, prior.context, prior.vocab_size)
     settings = {"prior": args.prior, "input": str(args.input), "strategy": dataclasses.asdict(strategy),
-                "seed": args.seed, "limit": args.limit, "stride": stride}
+                "seed": args.seed, "limit": args.limit, "context": prior.context, "stride": stride}
     summary = edit_file(prior, settings, args.input, args.out, strategy, args.seed, args.limit, stride,
                         progress=not args.no_progress, stats_path=args.stats)
     print(json.dumps(summary))

@@ -3,8 +3,8 @@
 Needs the optional extra ``[hf]`` (torch, transformers). ``DIR`` holds a model and its tokenizer as
 written by ``save_pretrained``; nothing is downloaded. The context is the model's maximum number of
 positions (``max_position_embeddings`` or ``n_positions``), capped by the tokenizer's
-``model_max_length``. Text is tokenised with the tokenizer's special tokens (a BOS token, for models
-that use one, is the unscored first token), scored in float32 and decoded with special tokens skipped
+``model_max_length`` and by ``--context``. Text is tokenised with the tokenizer's special tokens (a BOS
+token, for models that use one, is the unscored first token), scored in float32 and decoded with special tokens skipped
 and without clean-up of tokenisation spaces, so an unedited document decodes to its own text.
 """
 
@@ -19,7 +19,7 @@ from .toedit import Scores
 
 
 class HFPrior:
-    def __init__(self, directory, batch_size: int = 8, device: str = "cpu"):
+    def __init__(self, directory, batch_size: int = 8, device: str = "cpu", context: int | None = None):
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -31,13 +31,15 @@ class HFPrior:
         require(directory.is_dir(), f"--prior hf:{directory}: not a directory")
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            self.model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True).float().to(device).eval()
+            model = AutoModelForCausalLM.from_pretrained(directory, local_files_only=True)
         except (OSError, ValueError, KeyError) as err:
-            raise InputError(f"--prior hf:{directory}: not a causal-LM directory ({str(err).splitlines()[0]})") from None
+            reason = str(err).splitlines()[0]
+            raise InputError(f"--prior hf:{directory}: not a causal-LM directory ({reason})") from None
+        self.model = model.float().to(device).eval()
         config = self.model.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
         require(positions is not None, f"--prior hf:{directory}: the config states no maximum length")
-        self.context = int(min(positions, self.tokenizer.model_max_length))
+        self.context = int(min(positions, self.tokenizer.model_max_length, context or positions))
         self.vocab_size = int(self.model.get_output_embeddings().weight.shape[0])
         self.batch_size, self.device, self._torch = batch_size, device, torch
 

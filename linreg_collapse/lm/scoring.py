@@ -63,9 +63,9 @@ class BytePrior:
     thresholds use the observed byte's probability under the full distribution.
     """
 
-    def __init__(self, model: Transformer, batch_size: int = 256):
+    def __init__(self, model: Transformer, batch_size: int = 256, context: int | None = None):
         self.model, self.batch_size = model, batch_size
-        self.context = model.config.block_size
+        self.context = min(model.config.block_size, context or model.config.block_size)
         self.vocab_size = model.config.vocab_size
 
     @staticmethod
@@ -81,7 +81,7 @@ class BytePrior:
         return tokens < ASCII
 
     def score_windows(self, batch: list[np.ndarray], top_k: int) -> list[Scores]:
-        rows = np.zeros((self.batch_size, self.context + 1), np.int32)
+        rows = np.zeros((self.batch_size, self.model.config.block_size + 1), np.int32)
         for i, tokens in enumerate(batch):
             rows[i, : len(tokens)] = tokens
         top_lp, top_ids, target_lp = (np.asarray(a) for a in _score_rows(self.model, rows, top_k))

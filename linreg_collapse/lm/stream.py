@@ -27,16 +27,17 @@ from .scoring import BytePrior, DocumentEdits, edit_documents
 from .toedit import EditStrategy
 
 
-def load_prior(spec: str, batch_size: int):
-    """``builtin:MODEL.eqx`` (a checkpoint of ``lm train``) or ``hf:DIR`` (a local Hugging Face model)."""
+def load_prior(spec: str, batch_size: int, context: int | None = None):
+    """``builtin:MODEL.eqx`` (a checkpoint of ``lm train``) or ``hf:DIR`` (a local Hugging Face model),
+    reading at most ``context`` tokens (default: the model's maximum)."""
     kind, _, location = spec.partition(":")
     require(kind in ("builtin", "hf") and location,
             f"--prior {spec!r}: expected builtin:MODEL.eqx or hf:DIR")
     if kind == "builtin":
-        return BytePrior(load_checkpoint(location), batch_size)
+        return BytePrior(load_checkpoint(location), batch_size, context)
     from .hf import HFPrior
 
-    return HFPrior(location, batch_size)
+    return HFPrior(location, batch_size, context=context)
 
 
 def _keep_lines(path: Path, limit: float = float("inf")) -> int:
@@ -103,4 +104,5 @@ def _write_stats(path, strategy: EditStrategy, summary: dict, counts: np.ndarray
     documents = [dict(zip(("fraction_revised", "fraction_changed", "fraction_dropped"), row))
                  for row in (counts[:, 1:] / scored).tolist()]
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps({"strategy": dataclasses.asdict(strategy), **summary, "documents": documents}, indent=2) + "\n")
+        stats = {"strategy": dataclasses.asdict(strategy), **summary, "documents": documents}
+        tmp.write_text(json.dumps(stats, indent=2) + "\n")
