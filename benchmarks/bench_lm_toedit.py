@@ -3,8 +3,9 @@
 Scores are those of the tiny-preset model architecture, with the observed token's probability drawn so
 that about a quarter of the tokens pass p > 0.99 and a tenth fall below 0.001 (the fractions a trained
 tiny model realises). Both implementations get the same scores and uniforms; the loop
-(:func:`edit_reference`, the paper's script's structure) runs on a subset of rows and is timed per token.
-Also timed: the end-to-end ``edit_corpus`` (teacher-forced scoring by the model plus editing).
+(:func:`edit_reference`, the official script's per-token logic in float64) runs on a subset of rows and is
+timed per token. Also timed: the end-to-end ``edit_corpus`` (teacher-forced full-prefix scoring of every
+document by the model, plus editing).
 Warm timings (compiled first), best of ``--repeats``.
 
     python benchmarks/bench_lm_toedit.py [--rows 4096] [--loop-rows 256] [--repeats 3]
@@ -23,7 +24,8 @@ import numpy as np
 from linreg_collapse.lm.data import BOS, VOCAB_SIZE, Corpus
 from linreg_collapse.lm.experiment import PRESETS
 from linreg_collapse.lm.model import Transformer
-from linreg_collapse.lm.toedit import STRATEGIES, Scores, edit_corpus, edit_reference, edit_tokens, edit_uniforms
+from linreg_collapse.lm.scoring import edit_corpus
+from linreg_collapse.lm.toedit import STRATEGIES, Scores, document_uniforms, edit_reference, edit_tokens
 
 
 def synthetic_inputs(n_rows: int, block: int, k: int, seed: int = 0):
@@ -59,19 +61,27 @@ def main():
     preset = PRESETS["tiny"]
     block = preset.model.block_size
     corpus, scores = synthetic_inputs(args.rows, block, 8)
-    uniforms = edit_uniforms(0, corpus)
+    uniforms = np.stack([document_uniforms(0, i, block + 1) for i in range(args.rows)])
+    valid = np.ones(corpus.rows.shape, bool)
+    editable = valid & (np.arange(block + 1) > 0)
     mask = corpus.target_mask
+    # position t of a document holds the score of token t (position 0, BOS, unscored)
+    scores = Scores(*(np.concatenate([np.zeros_like(a[:, :1]), a], axis=1)
+                      for a in (scores.top_log_probs, scores.top_ids, scores.target_log_probs)))
     report = {"machine": f"{platform.processor() or platform.machine()}, {jax.device_count()} x {jax.default_backend()}",
               "tokens": int(mask.sum())}
     for name, strategy in STRATEGIES.items():
         def vectorised():
-            return jax.block_until_ready(edit_tokens(scores, corpus.rows[:, 1:], mask, uniforms, strategy))
+            return jax.block_until_ready(edit_tokens(scores, corpus.rows, valid, editable, uniforms, strategy))
 
-        loop_corpus = corpus.select(slice(args.loop_rows))
-        loop_scores = Scores(*(a[: args.loop_rows] for a in (scores.top_log_probs, scores.top_ids, scores.target_log_probs)))
+        def loop():
+            for i in range(args.loop_rows):
+                row_scores = Scores(scores.top_log_probs[i], scores.top_ids[i], scores.target_log_probs[i])
+                edit_reference(row_scores, corpus.rows[i], editable[i], uniforms[i], strategy)
+
         t_vec = best_time(vectorised, args.repeats)
-        t_loop = best_time(lambda: edit_reference(loop_scores, loop_corpus, uniforms, strategy), args.repeats)
-        vec_rate, loop_rate = mask.sum() / t_vec, loop_corpus.target_mask.sum() / t_loop
+        t_loop = best_time(loop, args.repeats)
+        vec_rate, loop_rate = mask.sum() / t_vec, mask[: args.loop_rows].sum() / t_loop
         report[name] = {"vectorised_tokens_per_s": float(vec_rate), "loop_tokens_per_s": float(loop_rate),
                         "speedup": float(vec_rate / loop_rate)}
     model = Transformer(preset.model, jax.random.PRNGKey(0))

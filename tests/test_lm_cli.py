@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import jax
+import numpy as np
 import pytest
 
 from linreg_collapse.cli import main
@@ -16,7 +17,8 @@ from linreg_collapse.lm.train import TrainConfig
 MICRO = ModelConfig(VOCAB_SIZE, block_size=16, d_model=16, n_layers=1, n_heads=2)
 MICRO_PRESET = experiment.Preset(
     "micro", MICRO, TrainConfig(steps=40, batch_size=8, learning_rate=1e-2, warmup_steps=4),
-    n_words=10, mean_words=3.0, n_docs=24, n_heldout=16, generations=2, mixing_shares=(0.0, 0.5, 1.0),
+    n_words=10, mean_words=3.0, n_docs=24, n_heldout=16, generations=1, mixing_shares=(1.0,),
+    heavy_up_threshold=0.05,  # a micro model is rarely sure of a byte: 0.05 still edits a clear share
 )
 
 
@@ -34,30 +36,77 @@ def corpus_file(tmp_path):
     return path
 
 
-def test_edit_writes_the_edited_corpus_and_stats(tmp_path, checkpoint, corpus_file):
+def edit(checkpoint, corpus_file, out, *args):
+    return main(["lm", "edit", "--prior", f"builtin:{checkpoint}", "--in", str(corpus_file), "--out", str(out),
+                 "--no-progress", *args])
+
+
+def test_edit_writes_the_edited_corpus_stats_and_a_json_summary(tmp_path, checkpoint, corpus_file, capsys):
     out, stats = tmp_path / "out.jsonl", tmp_path / "stats.json"
-    code = main(["lm", "edit", "--model", str(checkpoint), "--in", str(corpus_file), "--out", str(out),
-                 "--strategy", "low_drop_up_revise", "--up-threshold", "0.02", "--low-threshold", "0.001",
-                 "--stats", str(stats)])
-    assert code == 0
-    assert len(read_texts(out)) == 3
+    assert edit(checkpoint, corpus_file, out, "--strategy", "low_drop_up_revise", "--up-threshold", "0.02",
+                "--low-threshold", "0.001", "--stats", str(stats)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["documents"] == 3 and summary["tokens"] == sum(len(t.encode()) for t in read_texts(corpus_file))
+    assert len(read_texts(out)) == 3 and not list(tmp_path.glob("*.partial*"))
     written = json.loads(stats.read_text())
     assert len(written["documents"]) == 3 and 0 <= written["fraction_revised"] <= 1
-    assert written["strategy"]["up_threshold"] == 0.02
+    assert written["strategy"]["up_threshold"] == 0.02 and written["strategy"]["top_k"] == 8
+
+
+def test_edit_resumes_by_line_and_honours_limit(tmp_path, checkpoint, corpus_file, capsys):
+    """An interrupted run (two lines written, the second cut short) continues to the same file as an
+    uninterrupted run; --limit edits only the first documents."""
+    whole, resumed = tmp_path / "whole.jsonl", tmp_path / "resumed.jsonl"
+    args = ("--up-threshold", "0.004", "--seed", "5")
+    assert edit(checkpoint, corpus_file, whole, *args) == 0
+    lines = whole.read_text().splitlines(keepends=True)
+    settings = dict(prior=f"builtin:{checkpoint}", input=str(corpus_file), seed=5, limit=None, context=16,
+                    stride=8,
+                    strategy=dict(name="up_revise", up_threshold=0.004, low_threshold=None, beta=1.5, top_k=8))
+    (tmp_path / "resumed.jsonl.partial.json").write_text(json.dumps(settings))
+    (tmp_path / "resumed.jsonl.partial").write_text(lines[0] + lines[1][:5])
+    (tmp_path / "resumed.jsonl.partial.counts").write_text("10 1 1 0\n")
+    assert edit(checkpoint, corpus_file, resumed, *args) == 0
+    assert resumed.read_text() == whole.read_text()
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["documents"] == 3
+    limited = tmp_path / "limited.jsonl"
+    assert edit(checkpoint, corpus_file, limited, *args, "--limit", "2") == 0
+    assert limited.read_text().splitlines() == whole.read_text().splitlines()[:2]
 
 
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "sharpen"], "unknown strategy 'sharpen'"),
     (["--up-threshold", "1.5"], r"up threshold 1.5 is outside \(0, 1\)"),
     (["--strategy", "filtering", "--low-threshold", "0"], r"low threshold 0.0 is outside \(0, 1\)"),
+    (["--strategy", "filtering", "--up-threshold", "0.9"], "--up-threshold does not apply to strategy 'filtering'"),
+    (["--low-threshold", "0.01"], "--low-threshold does not apply to strategy 'up_revise'"),
+    (["--strategy", "low_drop_up_revise", "--low-threshold", "0.999", "--up-threshold", "0.5"],
+     "must be below the up threshold"),
+    (["--limit", "0"], "--limit 0 must be positive"),
+    (["--stride", "99"], r"--stride 99 must be in \[1, the context 16\]"),
+    (["--context", "8", "--stride", "9"], r"--stride 9 must be in \[1, the context 8\]"),
+    (["--context", "0"], "--context 0 must be positive"),
+    (["--batch-size", "100000000"], "GiB for the log-probabilities"),
 ])
-def test_bad_strategy_is_one_line_exit_2_and_writes_nothing(tmp_path, checkpoint, corpus_file, capsys, args, message):
+def test_bad_edit_flags_are_one_line_exit_2_and_write_nothing(tmp_path, checkpoint, corpus_file, capsys, args,
+                                                              message):
     out = tmp_path / "out.jsonl"
-    code = main(["lm", "edit", "--model", str(checkpoint), "--in", str(corpus_file), "--out", str(out), *args])
+    code = edit(checkpoint, corpus_file, out, *args)
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("linreg-collapse: error: ")
     assert __import__("re").search(message, err)
     assert not out.exists() and list(tmp_path.iterdir()) == [corpus_file]
+
+
+@pytest.mark.parametrize("command", ["train", "edit"])
+def test_unwritable_out_is_refused_before_any_work(tmp_path, checkpoint, corpus_file, capsys, command):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    out = blocker / "sub" / "out"  # its parent cannot be created: a file is in the way
+    argv = (["lm", "train", "--data", str(corpus_file), "--out", str(out), "--steps", "100000"] if command == "train"
+            else ["lm", "edit", "--prior", "builtin:/missing.eqx", "--in", str(corpus_file), "--out", str(out)])
+    assert main(argv) == 2  # the missing prior would fail later: --out is checked first
+    assert capsys.readouterr().err.startswith(f"linreg-collapse: error: --out '{out}'")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -68,7 +117,7 @@ def test_bad_corpus_is_one_line_exit_2(tmp_path, checkpoint, capsys, content, me
     bad = tmp_path / "bad.jsonl"
     bad.write_text(content)
     out = tmp_path / "out.jsonl"
-    assert main(["lm", "edit", "--model", str(checkpoint), "--in", str(bad), "--out", str(out)]) == 2
+    assert edit(checkpoint, bad, out) == 2
     assert message in capsys.readouterr().err and not out.exists()
 
 
@@ -76,34 +125,42 @@ def test_bad_checkpoint_is_one_line_exit_2(tmp_path, checkpoint, corpus_file, ca
     broken = tmp_path / "broken.eqx"
     broken.write_bytes(checkpoint.read_bytes()[:-64])
     out = tmp_path / "out.jsonl"
-    assert main(["lm", "edit", "--model", str(broken), "--in", str(corpus_file), "--out", str(out)]) == 2
+    assert edit(broken, corpus_file, out) == 2
     assert "does not match the model" in capsys.readouterr().err and not out.exists()
 
 
-def test_experiment_writes_results_resumes_and_is_deterministic(tmp_path, monkeypatch):
-    first = experiment.run_experiment(MICRO_PRESET, tmp_path / "a", progress=False)
-    assert set(first["generations"]) == set(experiment.REGIMES)
-    assert all(len(rows) == 3 for rows in first["generations"].values())
-    assert [m["synthetic_share"] for m in first["mixing"]] == [0.0, 0.5, 1.0]
-    toedit = first["generations"]["toedit"]
-    assert all(0 <= g["fraction_revised"] <= 1 for g in toedit[1:])
-    assert len(first["theory"]["replace"]) == 3 and first["theory"]["replace"][-1] == pytest.approx(3.0)
-    assert json.loads((tmp_path / "a" / "results.json").read_text())["generations"] == first["generations"]
+def test_experiment_writes_results_over_seeds_resumes_and_is_deterministic(tmp_path, monkeypatch):
+    first = experiment.run_experiment(MICRO_PRESET, tmp_path / "a", seeds=2, progress=False)
+    summary = first["summary"]
+    assert set(summary["generations"]) == set(experiment.REGIMES) and first["seeds"] == 2
+    assert all(len(rows) == 2 for rows in summary["generations"].values())
+    for regime in experiment.EDIT_REGIMES:
+        share = summary["generations"][regime][1]["fraction_revised"]
+        assert 0 <= share["mean"] <= 1 and share["low"] <= share["mean"] <= share["high"]
+    heavy, paper = (summary["generations"][r][1]["fraction_revised"]["mean"] for r in ("toedit_heavy", "toedit"))
+    assert heavy > paper
+    excess = [run["generations"]["replace"][1]["excess_loss"] for run in first["per_seed"]]
+    interval = summary["generations"]["replace"][1]["excess_loss"]
+    assert interval["mean"] == pytest.approx(np.mean(excess)) and interval["low"] < min(excess)
+    assert first["theory"]["replace"] == pytest.approx([1.0, 2.0])
+    assert first["theory"]["toedit"]["perturb"][1] == pytest.approx(1 + paper)
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["summary"] == json.loads(json.dumps(summary))
     assert all((tmp_path / "a" / name).exists() for name in first["figures"])
-    # Same seed, fresh folder, fewer steps: the same numbers for the steps both runs have.
-    shorter = dataclasses.replace(MICRO_PRESET, generations=1, mixing_shares=(1.0,))
-    again = experiment.run_experiment(shorter, tmp_path / "b", progress=False)
-    assert again["generations"] == {regime: rows[:2] for regime, rows in first["generations"].items()}
-    assert again["mixing"] == first["mixing"][-1:]
+    assert "lm_excess_vs_edit_share.png" in (tmp_path / "a" / "captions.md").read_text()
+    table = experiment.generation_table(first)
+    assert len(table.splitlines()) == 1 + 2 * len(experiment.REGIMES)
+    # Seed 0 alone, in a fresh folder: the same numbers as seed 0 of the two-seed run.
+    again = experiment.run_experiment(MICRO_PRESET, tmp_path / "b", seeds=1, progress=False)
+    assert again["per_seed"][0] == first["per_seed"][0]
 
     # Resume: nothing is retrained.
     def no_training(*args, **kwargs):
         raise AssertionError("a finished generation was retrained")
 
     monkeypatch.setattr(experiment, "train", no_training)
-    assert experiment.run_experiment(MICRO_PRESET, tmp_path / "a", progress=False)["mixing"] == first["mixing"]
+    assert experiment.run_experiment(MICRO_PRESET, tmp_path / "a", seeds=2, progress=False)["summary"] == summary
     with pytest.raises(InputError, match="holds a run of another preset"):
-        experiment.run_experiment(dataclasses.replace(MICRO_PRESET, seed=1), tmp_path / "a", progress=False)
+        experiment.run_experiment(dataclasses.replace(MICRO_PRESET, n_docs=20), tmp_path / "a", progress=False)
 
 
 def test_unknown_preset_is_exit_2(tmp_path, capsys):
@@ -134,5 +191,5 @@ def test_train_then_edit_plain_text(tmp_path, capsys):
     assert main(["lm", "train", "--data", str(text), "--out", str(ckpt), "--steps", "2", "--no-progress"]) == 0
     assert "trained on 33 tokens" in capsys.readouterr().out
     out = tmp_path / "edited.jsonl"
-    assert main(["lm", "edit", "--model", str(ckpt), "--in", str(text), "--out", str(out), "--strategy", "filtering"]) == 0
+    assert edit(ckpt, text, out, "--strategy", "filtering") == 0
     assert len(read_texts(out)) == 2

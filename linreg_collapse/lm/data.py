@@ -74,9 +74,15 @@ class Corpus:
 
 def corpus_from_texts(texts, block_size: int) -> Corpus:
     """Tokenise documents into rows of ``block_size + 1`` tokens (long documents span several rows)."""
+    return corpus_from_documents([encode(text) for text in texts], block_size)
+
+
+def corpus_from_documents(documents, block_size: int) -> Corpus:
+    """Token sequences (each opening with BOS) into rows of ``block_size + 1`` tokens; a document longer
+    than a row continues in the next, which repeats the previous row's last token as its first input."""
     rows, lengths, doc_ids = [], [], []
-    for doc, text in enumerate(texts):
-        tokens = encode(text)
+    for doc, tokens in enumerate(documents):
+        tokens = [int(t) for t in tokens]
         for start in range(0, max(len(tokens) - 1, 1), block_size):
             chunk = tokens[start : start + block_size + 1]
             rows.append(chunk + [0] * (block_size + 1 - len(chunk)))
@@ -86,40 +92,59 @@ def corpus_from_texts(texts, block_size: int) -> Corpus:
     return Corpus(np.asarray(rows, np.int32), np.asarray(lengths, np.int32), np.asarray(doc_ids, np.int32))
 
 
-def corpus_to_texts(corpus: Corpus) -> list[str]:
-    """Inverse of :func:`corpus_from_texts`: the targets of each document's rows, decoded."""
-    pieces: dict[int, list[int]] = {}
+def corpus_documents(corpus: Corpus) -> list[np.ndarray]:
+    """Inverse of :func:`corpus_from_documents`: each document's tokens, BOS included."""
+    pieces: dict[int, list[np.ndarray]] = {}
     for row, length, doc in zip(corpus.rows, corpus.lengths, corpus.doc_ids):
-        pieces.setdefault(int(doc), []).extend(row[1:length].tolist())
-    return [decode(pieces[d]) for d in sorted(pieces)]
+        part = pieces.setdefault(int(doc), [])
+        part.append(row[:length] if not part else row[1:length])
+    return [np.concatenate(pieces[d]) for d in sorted(pieces)]
+
+
+def corpus_to_texts(corpus: Corpus) -> list[str]:
+    """The text of each document of ``corpus``."""
+    return [decode(tokens) for tokens in corpus_documents(corpus)]
+
+
+def iter_texts(path):
+    """Documents of a ``.jsonl`` file (one JSON object with a string ``text`` per line; blank lines
+    skipped) or of a plain-text file (any other suffix: documents are separated by one or more blank
+    lines, and each keeps its inner single newlines), read one at a time in constant memory.
+    InputError names the file and line of malformed input."""
+    path = Path(path)
+    require(path.is_file(), f"input file {path} does not exist")
+    jsonl = path.suffix == ".jsonl"
+    with open(path, encoding="utf-8") as lines:
+        paragraph: list[str] = []
+        try:
+            for number, line in enumerate(lines, start=1):
+                if jsonl:
+                    if line.strip():
+                        yield _jsonl_text(path, number, line)
+                elif line.strip():
+                    paragraph.append(line)
+                elif paragraph:
+                    yield "".join(paragraph).strip("\n")
+                    paragraph = []
+        except UnicodeDecodeError as err:
+            raise InputError(f"{path}: not UTF-8 text (byte {err.start} of the block read)") from None
+        if paragraph:
+            yield "".join(paragraph).strip("\n")
+
+
+def _jsonl_text(path, number: int, line: str) -> str:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from None
+    require(isinstance(record, dict) and isinstance(record.get("text"), str),
+            f"{path}:{number}: expected an object with a string field 'text'")
+    return record["text"]
 
 
 def read_texts(path) -> list[str]:
-    """Documents of a ``.jsonl`` file (one JSON object with a string ``text`` per line; blank lines
-    skipped) or of a plain-text file (paragraphs separated by blank lines). InputError names the
-    file and line of malformed input, and rejects an empty corpus."""
-    path = Path(path)
-    require(path.is_file(), f"input file {path} does not exist")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    if path.suffix == ".jsonl":
-        texts = []
-        for number, line in enumerate(content.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise InputError(f"{path}:{number}: malformed JSON ({err.msg})") from None
-            require(
-                isinstance(record, dict) and isinstance(record.get("text"), str),
-                f"{path}:{number}: expected an object with a string field 'text'",
-            )
-            texts.append(record["text"])
-    else:
-        texts = [p.strip("\n") for p in content.split("\n\n") if p.strip()]
+    """All documents of ``path`` (see :func:`iter_texts`); InputError for an empty corpus."""
+    texts = list(iter_texts(path))
     require(any(texts), f"{path}: the corpus is empty (no non-empty document)")
     return texts
 

@@ -5,7 +5,10 @@ Generation k >= 1 is a fresh model trained, for the same number of steps, on
   * ``human``:      n new documents from the source (control);
   * ``replace``:    n documents sampled from model k-1;
   * ``accumulate``: generation k-1's data plus n documents sampled from model k-1;
-  * ``toedit``:     generation k-1's data edited token by token by model k-1 (:mod:`.toedit`).
+  * ``toedit``:     generation k-1's data edited token by token by model k-1 (:mod:`.toedit`, the paper's
+                    ``up_revise``: p > 0.99, beta 1.5);
+  * ``toedit_heavy``: the same with a lower up threshold (``heavy_up_threshold``, 0.5 by default), so the
+                    edited share is large enough to move the excess loss.
 Every model is scored on held-out human documents: cross-entropy H(source, model) per byte, perplexity,
 and the excess loss KL(source || model) = H(source, model) - H(source), computed exactly from the
 source's next-byte distribution at every held-out position. Each generation's training data is
@@ -14,8 +17,12 @@ described by word n-gram statistics and by its perplexity under model 0.
 Mixing (paper's non-iterative experiment): model trained on (1 - s) n human + s n documents sampled
 from model 0, for synthetic shares s.
 
-Resume: each finished generation leaves its checkpoint, training data and metrics under ``out_dir``;
-a rerun with the same preset reloads them and continues.
+Seeds: the whole experiment runs once per seed (``out_dir/seed{s}``, the preset's seed replaced by s);
+:func:`summarise` gives the mean and a 95% Student-t interval over seeds of every metric per
+generation, and of the excess loss relative to the same seed's generation 0.
+
+Resume: each finished generation leaves its checkpoint, training data and metrics under its seed's
+folder; a rerun with the same preset reloads them and continues.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 from tqdm import tqdm
 
 from ..errors import require
@@ -35,10 +43,12 @@ from ..io import atomic_path, write_json
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
 from .model import ModelConfig, load_checkpoint, save_checkpoint
-from .toedit import STRATEGIES, edit_corpus
+from .plots import EDIT_REGIMES
+from .scoring import edit_corpus
+from .toedit import STRATEGIES
 from .train import TrainConfig, document_perplexities, log_probs, sample_corpus, train
 
-REGIMES = ("human", "replace", "accumulate", "toedit")
+REGIMES = ("human", "replace", "accumulate", *EDIT_REGIMES)
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
@@ -55,6 +65,7 @@ class Preset:
     strategy: str = "up_revise"
     mixing_shares: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     seed: int = 0
+    heavy_up_threshold: float = 0.5  # up_revise threshold of the toedit_heavy regime
 
 
 PRESETS = {
@@ -63,6 +74,12 @@ PRESETS = {
         ModelConfig(VOCAB_SIZE, block_size=32, d_model=48, n_layers=2, n_heads=4),
         TrainConfig(steps=500, batch_size=32, learning_rate=5e-3, warmup_steps=50),
         n_words=64, mean_words=6.0, n_docs=1000, n_heldout=500, generations=4,
+    ),
+    "quick": Preset(  # the tiny model with fewer documents, steps and generations: several seeds on a CPU
+        "quick",
+        ModelConfig(VOCAB_SIZE, block_size=32, d_model=48, n_layers=2, n_heads=4),
+        TrainConfig(steps=300, batch_size=32, learning_rate=5e-3, warmup_steps=30),
+        n_words=64, mean_words=6.0, n_docs=500, n_heldout=300, generations=3, mixing_shares=(0.0, 0.5, 1.0),
     ),
     "small": Preset(
         "small",
@@ -217,8 +234,11 @@ class Experiment:
             return sample_corpus(model, n, sample_seed), {}
         if regime == "accumulate":
             return Corpus.concat([corpus, sample_corpus(model, n, sample_seed)]), {}
-        edit = edit_corpus(model, corpus, STRATEGIES[self.preset.strategy], sample_seed)
-        return edit.corpus, edit.summary(corpus.target_mask)
+        strategy = STRATEGIES[self.preset.strategy]
+        if regime == "toedit_heavy":
+            strategy = dataclasses.replace(strategy, up_threshold=self.preset.heavy_up_threshold)
+        edited, edits = edit_corpus(model, corpus, strategy, sample_seed)
+        return edited, edits.summary()
 
     def run(self) -> dict:
         p = self.preset
@@ -256,15 +276,83 @@ class Experiment:
         return metrics
 
 
-def run_experiment(preset: Preset, out_dir, progress=True) -> dict:
-    """Run (or resume) the experiment; writes ``results.json`` and the figures into ``out_dir``."""
-    results = Experiment(preset, out_dir, progress).run()
+def t_interval(values) -> dict:
+    """Mean and 95% Student-t interval of ``values`` (one per seed; a single seed gives a zero-width one)."""
+    values = np.asarray(values, float)
+    mean = float(values.mean())
+    half = 0.0 if len(values) < 2 else float(
+        stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return {"mean": mean, "low": mean - half, "high": mean + half}
+
+
+def summarise(per_seed: list[dict]) -> dict:
+    """Per regime and generation: mean and 95% interval over seeds of the excess loss, of the excess loss
+    relative to the same seed's generation 0, of the held-out cross-entropy and, for the editing regimes,
+    of the realised shares of revised and changed tokens; the same for each mixing share."""
+    generations = {}
+    for regime in REGIMES:
+        rows = []
+        for g in range(len(per_seed[0]["generations"][regime])):
+            runs = [r["generations"][regime] for r in per_seed]
+            row = {
+                "excess_loss": t_interval([run[g]["excess_loss"] for run in runs]),
+                "relative_excess_loss": t_interval([run[g]["excess_loss"] / run[0]["excess_loss"] for run in runs]),
+                "heldout_cross_entropy": t_interval([run[g]["heldout_cross_entropy"] for run in runs]),
+            }
+            if regime in EDIT_REGIMES and g > 0:
+                row["fraction_revised"] = t_interval([run[g]["fraction_revised"] for run in runs])
+                row["fraction_changed"] = t_interval([run[g]["fraction_changed"] for run in runs])
+            rows.append(row)
+        generations[regime] = rows
+    mixing = [{"synthetic_share": m["synthetic_share"],
+               **{key: t_interval([r["mixing"][i][key] for r in per_seed])
+                  for key in ("excess_loss", "heldout_cross_entropy")}}
+              for i, m in enumerate(per_seed[0]["mixing"])]
+    return {"generations": generations, "mixing": mixing}
+
+
+def run_experiment(preset: Preset, out_dir, seeds: int = 5, progress=True) -> dict:
+    """Run (or resume) the experiment for seeds 0..seeds-1; writes ``results.json`` (every seed's
+    metrics, their summary and the theory curves) and the figures into ``out_dir``."""
+    require(seeds >= 1, f"--seeds {seeds} must be at least 1")
+    per_seed = [Experiment(dataclasses.replace(preset, seed=s), Path(out_dir) / f"seed{s}", progress).run()
+                for s in range(seeds)]
+    results = {
+        "preset": preset_dict(preset),
+        "seeds": seeds,
+        "source_entropy_per_byte": float(np.mean([r["source_entropy_per_byte"] for r in per_seed])),
+        "summary": summarise(per_seed),
+        "per_seed": per_seed,
+    }
     results["theory"] = plots.theory_curves(results)
     write_json(Path(out_dir) / "results.json", results)
     results["figures"] = plots.write_figures(results, out_dir)
     return results
 
 
+def generation_table(results: dict) -> str:
+    """One line per regime and generation: excess loss and its ratio to generation 0 (mean [95% interval]
+    over seeds), the realised edited share, and the linear theory beside the editing regimes."""
+    def cell(x, digits=3):
+        return f"{x['mean']:.{digits}f} [{x['low']:.{digits}f}, {x['high']:.{digits}f}]"
+
+    lines = [f"{'regime':>12} {'gen':>3}  {'excess KL (nats/byte)':>25}  {'KL / gen 0':>25}  "
+             f"{'edited share':>12}  {'theory perturb':>14}  {'theory resample':>15}"]
+    theory = results["theory"]
+    for regime, rows in results["summary"]["generations"].items():
+        for g, row in enumerate(rows):
+            share = f"{row['fraction_revised']['mean']:12.3f}" if "fraction_revised" in row else " " * 12
+            if regime in EDIT_REGIMES:
+                predicted = f"{theory[regime]['perturb'][g]:14.3f}  {theory[regime]['resample'][g]:15.3f}"
+            elif regime in ("replace", "accumulate"):
+                predicted = f"{theory[regime][g]:14.3f}"
+            else:
+                predicted = ""
+            lines.append(f"{regime:>12} {g:>3}  {cell(row['excess_loss']):>25}  "
+                         f"{cell(row['relative_excess_loss']):>25}  {share}  {predicted}".rstrip())
+    return "\n".join(lines)
+
+
 def run_default(out_dir, progress=True) -> dict:
-    """The tiny-preset experiment (CPU, a few minutes): JSON and figures into ``out_dir``."""
-    return run_experiment(PRESETS["tiny"], out_dir, progress)
+    """The tiny-preset experiment, one seed (CPU, a few minutes): JSON and figures into ``out_dir``."""
+    return run_experiment(PRESETS["tiny"], out_dir, seeds=1, progress=progress)

@@ -1,20 +1,26 @@
 """ToEdit (Zhu et al. 2025): token-level editing of a corpus by a prior model, vectorised.
 
 A prior model scores every token x_t of a document under teacher forcing, p_t = p(x_t | x_<t). Then
-  * p_t > up_threshold: resample x_t from the model's top-k candidates c_1..c_k with probabilities
+  * p_t > up_threshold: resample x_t from the candidates c_1..c_K with probabilities
     softmax(log p(c_i | x_<t) / beta)  (the token is *revised*: M_n[t, t] = 1);
   * p_t < low_threshold: delete x_t from the document (*dropped*);
   * otherwise keep x_t.
 The paper's strategies: ``up_revise`` (up 0.99, beta 1.5), ``low_drop_up_revise`` (up 0.99, low 0.001,
 beta 1.0) and ``filtering`` (low 0.001 only). All tokens are scored in one teacher-forced pass over the
 original text (as in the paper's script), so dropping or revising a token does not change the scores
-of the tokens after it. The first token of each row is context only and never edited.
+of the tokens after it. The first token of a document has no score and is never edited.
 
-The candidates are the top-k tokens plus the observed one if it is not among them (what vLLM's prompt
-log-probs hold; with p > 0.5 it is the top-1). Randomness: each token gets one uniform u_t; the
-resampled candidate is the first i whose cumulative probability exceeds u_t (inverse CDF).
-:func:`edit_reference` applies the same rule one token at a time in Python, as the paper's script
-does, and is the reference for tests and the benchmark baseline.
+Decisions match the official script (toedit_resampling.py) exactly: it tests float64 exp(log p) > up and
+< low on float32 log-probs. Here each threshold becomes the smallest float32 log-prob that passes the
+float64 test (:func:`float32_log_threshold`), so comparing float32 log-probs with it gives the same
+answer for every float32 input. NaN scores: ``filtering`` keeps a token only if p >= low (a NaN is
+dropped), the revising strategies test p > up and p < low (a NaN is kept), as the official script does.
+
+Candidates are the top-k tokens plus the observed token if it is not among them (what vLLM's prompt
+log-probs hold; with p > 0.5 it is the top-1), in that order. Randomness: each token gets one uniform
+u_t; the resampled candidate is the first i whose cumulative probability exceeds u_t (inverse CDF, as
+``np.random.choice``). :func:`edit_reference` applies the official script's logic one token at a time in
+float64 Python and is the oracle for tests and the benchmark baseline.
 """
 
 from __future__ import annotations
@@ -23,14 +29,11 @@ import dataclasses
 import functools
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..errors import require
-from .data import VOCAB_SIZE, Corpus
-from .train import map_batches
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +46,22 @@ class EditStrategy:
     beta: float = 1.0
     top_k: int = 8
 
+    @property
+    def revise_from(self) -> float | None:
+        """Smallest float32 log p with exp(log p) > up_threshold in float64."""
+        return None if self.up_threshold is None else float32_log_threshold(self.up_threshold, strict=True)
+
+    @property
+    def keep_from(self) -> float | None:
+        """Smallest float32 log p with exp(log p) >= low_threshold in float64 (below it: dropped)."""
+        return None if self.low_threshold is None else float32_log_threshold(self.low_threshold, strict=False)
+
+    @property
+    def drops_nan(self) -> bool:
+        """The official filtering keeps tokens with p >= low, so it drops NaN; low_drop_up_revise drops
+        p < low, so it keeps NaN."""
+        return self.up_threshold is None
+
 
 STRATEGIES = {
     "up_revise": EditStrategy("up_revise", up_threshold=0.99, low_threshold=None, beta=1.5),
@@ -51,139 +70,132 @@ STRATEGIES = {
 }
 
 
-def make_strategy(name: str, up_threshold=None, low_threshold=None, beta=None, top_k=None) -> EditStrategy:
-    """The named strategy with any given parameter overridden; InputError for bad values."""
+@functools.lru_cache(maxsize=None)
+def float32_log_threshold(threshold: float, strict: bool) -> float:
+    """The smallest float32 x with exp(float64(x)) > threshold (``strict``) or >= threshold: for float32
+    log-probs, x >= this value exactly when the official script's float64 test passes."""
+    passes = (lambda x: np.exp(np.float64(x)) > threshold) if strict else (lambda x: np.exp(np.float64(x)) >= threshold)
+    x = np.float32(math.log(threshold))
+    while passes(x):
+        x = np.nextafter(x, np.float32(-np.inf))
+    while not passes(x):
+        x = np.nextafter(x, np.float32(np.inf))
+    return float(x)
+
+
+def make_strategy(name: str, up_threshold=None, low_threshold=None, beta=None, top_k=None,
+                  vocab_size: int | None = None) -> EditStrategy:
+    """The named strategy with any given parameter overridden; InputError for bad values and for a
+    threshold the strategy does not use (it would be silently ignored)."""
     require(name in STRATEGIES, f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     base = STRATEGIES[name]
+    require(up_threshold is None or base.up_threshold is not None,
+            f"--up-threshold does not apply to strategy {name!r} (it never revises)")
+    require(low_threshold is None or base.low_threshold is not None,
+            f"--low-threshold does not apply to strategy {name!r} (it never drops)")
     strategy = dataclasses.replace(
         base,
-        up_threshold=base.up_threshold if up_threshold is None or base.up_threshold is None else up_threshold,
-        low_threshold=base.low_threshold if low_threshold is None or base.low_threshold is None else low_threshold,
+        up_threshold=base.up_threshold if up_threshold is None else up_threshold,
+        low_threshold=base.low_threshold if low_threshold is None else low_threshold,
         beta=base.beta if beta is None else beta,
         top_k=base.top_k if top_k is None else top_k,
     )
     for label, value in (("up threshold", strategy.up_threshold), ("low threshold", strategy.low_threshold)):
         require(value is None or 0.0 < value < 1.0, f"{label} {value} is outside (0, 1)")
+    require(strategy.up_threshold is None or strategy.low_threshold is None
+            or strategy.low_threshold < strategy.up_threshold,
+            f"low threshold {strategy.low_threshold} must be below the up threshold {strategy.up_threshold}")
     require(math.isfinite(strategy.beta) and strategy.beta > 0, f"beta {strategy.beta} must be positive")
-    require(1 <= strategy.top_k <= VOCAB_SIZE, f"top-k {strategy.top_k} must be in [1, {VOCAB_SIZE}]")
+    max_k = vocab_size if vocab_size is not None else strategy.top_k
+    require(1 <= strategy.top_k <= max_k, f"top-k {strategy.top_k} must be in [1, {max_k}]")
     return strategy
 
 
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass
 class Scores:
-    """Teacher-forced scores of every row position (n_rows, block_size[, k])."""
+    """Teacher-forced scores of every position (..., T[, k]); position t is log p(x_t | x_<t)."""
 
     top_log_probs: np.ndarray  # log p of the k most likely candidates, descending
     top_ids: np.ndarray
     target_log_probs: np.ndarray  # log p of the observed token
 
 
-@dataclasses.dataclass
-class EditResult:
-    corpus: Corpus  # edited rows (dropped tokens removed, rows re-packed)
-    revised: np.ndarray  # (n_rows, block_size) bool: diagonal of the editing matrix M_n
-    changed: np.ndarray  # revised and the resampled token differs from the original
-    dropped: np.ndarray
-    doc_fraction_revised: np.ndarray  # per document: revised tokens / tokens
-    doc_fraction_changed: np.ndarray
-    doc_fraction_dropped: np.ndarray
+def edit_tokens(scores: Scores, tokens, valid, editable, uniforms, strategy: EditStrategy):
+    """Vectorised ToEdit on all positions of a (B, T) batch at once, one XLA program.
 
-    def summary(self, mask) -> dict:
-        n = max(int(mask.sum()), 1)
-        return {
-            "fraction_revised": float(self.revised.sum() / n),
-            "fraction_changed": float(self.changed.sum() / n),
-            "fraction_dropped": float(self.dropped.sum() / n),
-        }
-
-
-@eqx.filter_jit
-def _score(model, rows, k: int):
-    log_probs = jax.nn.log_softmax(model(rows[:, :-1]), axis=-1)
-    top_log_probs, top_ids = jax.lax.top_k(log_probs, k)
-    return top_log_probs, top_ids, jnp.take_along_axis(log_probs, rows[:, 1:, None], axis=-1)[..., 0]
-
-
-def score(model, corpus: Corpus, top_k: int, batch_size=256) -> Scores:
-    """Top-k candidates and the observed token's log-probability at every position, in batches."""
-    return Scores(*map_batches(lambda rows: _score(model, rows, top_k), [corpus.rows], batch_size))
-
-
-def edit_uniforms(seed: int, corpus: Corpus) -> np.ndarray:
-    """One uniform per position, (n_rows, block_size), for the candidate draw."""
-    return np.asarray(jax.random.uniform(jax.random.PRNGKey(seed), (len(corpus), corpus.block_size)))
-
-
-@functools.partial(jax.jit, static_argnames="strategy")
-def edit_tokens(scores: Scores, targets, mask, uniforms, strategy: EditStrategy):
-    """Vectorised ToEdit on all positions at once, one XLA program.
-
-    Candidates of a position are its top-k tokens plus the observed token if it is not among them (what
-    vLLM's prompt log-probs hold). A revised token becomes candidate i* = #{i : W_i < u_t W_K}, with
+    ``valid`` marks real tokens, ``editable`` the scored ones that may be revised or dropped (never a
+    document's first token). A revised token becomes candidate i* = #{i : W_i <= u_t W_K}, with
     W_i = sum_{j<=i} exp((log p_j - log p_1) / beta) the unnormalised cumulative softmax(log p / beta)
     over the K candidates (K = k, or k + 1 with the observed token last).
-    Kept targets move to the front of their row (position = running count of kept targets - 1).
-    Returns (packed targets, kept counts, revised, changed, dropped).
+    Kept tokens move to the front of their row (position = running count of kept tokens - 1).
+    Returns (packed tokens, kept counts, revised, changed, dropped). The thresholds and beta are traced,
+    so strategies that differ only in them share one compilation.
     """
-    p = jnp.exp(scores.target_log_probs)
-    no = jnp.zeros_like(mask)
-    revised = mask & (p > strategy.up_threshold) if strategy.up_threshold is not None else no
-    dropped = mask & ~revised & (p < strategy.low_threshold) if strategy.low_threshold is not None else no
-    new = targets
-    if strategy.up_threshold is not None:
+    rules = (strategy.up_threshold is not None, strategy.low_threshold is not None, strategy.drops_nan)
+    bounds = np.array([strategy.revise_from or 0.0, strategy.keep_from or 0.0, strategy.beta], np.float32)
+    return _edit_tokens(scores, tokens, valid, editable, uniforms, bounds, rules, strategy.top_k)
+
+
+@functools.partial(jax.jit, static_argnames=("rules", "top_k"))
+def _edit_tokens(scores: Scores, tokens, valid, editable, uniforms, bounds, rules, top_k):
+    revises, drops, drops_nan = rules
+    revise_from, keep_from, beta = bounds[0], bounds[1], bounds[2]
+    lp = scores.target_log_probs
+    no = jnp.zeros_like(editable)
+    revised = editable & (lp >= revise_from) if revises else no
+    if not drops:
+        dropped = no
+    elif drops_nan:
+        dropped = editable & ~revised & ~(lp >= keep_from)
+    else:
+        dropped = editable & ~revised & (lp < keep_from)
+    new = tokens
+    if revises:
         top1 = scores.top_log_probs[..., :1]
-        cdf = jnp.cumsum(jnp.exp((scores.top_log_probs - top1) / strategy.beta), axis=-1)  # W_1..W_k
-        in_top = (scores.top_ids == targets[..., None]).any(-1)
-        w_observed = jnp.where(in_top, 0.0, jnp.exp((scores.target_log_probs - top1[..., 0]) / strategy.beta))
-        choice = jnp.sum(cdf < (uniforms * (cdf[..., -1] + w_observed))[..., None], axis=-1)  # k: observed
-        picked = jnp.sum(jnp.where(jnp.arange(strategy.top_k) == choice[..., None], scores.top_ids, 0), -1)
-        resampled = jnp.where(choice == strategy.top_k, targets, picked)
-        new = jnp.where(revised, resampled, targets)
-    keep = mask & ~dropped
-    destination = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, targets.shape[1])  # out of range: not written
-    rows = jnp.arange(targets.shape[0])[:, None]
-    packed = jnp.zeros_like(targets).at[rows, destination].set(new, mode="drop").astype(jnp.int32)
-    return packed, keep.sum(1), revised, revised & (new != targets), dropped
+        cdf = jnp.cumsum(jnp.exp((scores.top_log_probs - top1) / beta), axis=-1)  # W_1..W_k
+        in_top = (scores.top_ids == tokens[..., None]).any(-1)
+        w_observed = jnp.where(in_top, 0.0, jnp.exp((lp - top1[..., 0]) / beta))
+        choice = jnp.sum(cdf <= (uniforms * (cdf[..., -1] + w_observed))[..., None], axis=-1)  # k: observed
+        picked = jnp.sum(jnp.where(jnp.arange(top_k) == choice[..., None], scores.top_ids, 0), -1)
+        resampled = jnp.where(choice >= top_k, tokens, picked)
+        new = jnp.where(revised, resampled, tokens)
+    keep = valid & ~dropped
+    destination = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1, tokens.shape[1])  # out of range: not written
+    rows = jnp.arange(tokens.shape[0])[:, None]
+    packed = jnp.zeros_like(tokens).at[rows, destination].set(new, mode="drop").astype(jnp.int32)
+    return packed, keep.sum(1), revised, revised & (new != tokens), dropped
 
 
-def with_targets(corpus: Corpus, targets, n_targets) -> Corpus:
-    """``corpus`` with each row's targets replaced by the first ``n_targets`` of ``targets``."""
-    rows = np.concatenate([corpus.rows[:, :1], targets], axis=1).astype(np.int32)
-    return Corpus(rows, (np.asarray(n_targets) + 1).astype(np.int32), corpus.doc_ids.copy())
+def document_uniforms(seed: int, document_index: int, n_tokens: int) -> np.ndarray:
+    """The uniforms u_t of one document: a function of (seed, document index) only, so a document's
+    edit does not depend on the batch it is edited in, and a resumed run repeats it exactly."""
+    return np.random.default_rng([seed, document_index]).random(n_tokens, dtype=np.float32)
 
 
-def edit_corpus(model, corpus: Corpus, strategy: EditStrategy, seed: int, batch_size=256) -> EditResult:
-    """Score ``corpus`` with ``model`` and apply ``strategy``; deterministic in ``seed``."""
-    scores = score(model, corpus, strategy.top_k, batch_size)
-    mask = corpus.target_mask
-    edited = edit_tokens(scores, corpus.rows[:, 1:], mask, edit_uniforms(seed, corpus), strategy)
-    packed, n_kept, revised, changed, dropped = (np.asarray(a) for a in edited)
-    tokens_per_doc = np.maximum(np.bincount(corpus.doc_ids, mask.sum(1)), 1)
-    per_doc = [np.bincount(corpus.doc_ids, m.sum(1)) / tokens_per_doc for m in (revised, changed, dropped)]
-    return EditResult(with_targets(corpus, packed, n_kept), revised, changed, dropped, *per_doc)
-
-
-def edit_reference(scores: Scores, corpus: Corpus, uniforms, strategy: EditStrategy) -> list[list[int]]:
-    """Per-token Python loop, structured like the paper's script: for every token a dict of candidate
-    log-probs (top-k plus the observed token), then threshold tests and an inverse-CDF draw with u_t.
-    Returns, for each row, the list of its target tokens after editing."""
-    edited_rows = []
-    for b in range(len(corpus)):
-        tokens = []
-        for t in range(int(corpus.lengths[b]) - 1):
-            token = int(corpus.rows[b, t + 1])
-            candidates = {int(c): float(lp) for c, lp in zip(scores.top_ids[b, t], scores.top_log_probs[b, t])}
-            candidates.setdefault(token, float(scores.target_log_probs[b, t]))
-            p = math.exp(candidates[token])
-            if strategy.up_threshold is not None and p > strategy.up_threshold:
-                log_p = np.array(list(candidates.values()), dtype=np.float32)
-                cdf = np.cumsum(np.exp((log_p - log_p[0]) / np.float32(strategy.beta)))
-                pick = min(int(np.sum(cdf < uniforms[b, t] * cdf[-1])), len(cdf) - 1)
-                tokens.append(list(candidates)[pick])
-            elif strategy.low_threshold is not None and p < strategy.low_threshold:
-                continue
-            else:
-                tokens.append(token)
-        edited_rows.append(tokens)
-    return edited_rows
+def edit_reference(scores: Scores, tokens, editable, uniforms, strategy: EditStrategy) -> list[int]:
+    """One document edited token by token, following the official script: for every scored token a dict
+    of candidate log-probs (top-k, then the observed token), p = exp(log p) in float64 tested with
+    p > up, then p < low (filtering: kept iff p >= low); a revised token is drawn from the float64
+    softmax(log p / beta) by inverse CDF with its uniform (``np.random.choice``'s rule). Returns the
+    edited token list; a token that is not ``editable`` is kept as it is."""
+    out = []
+    for t, token in enumerate(int(x) for x in tokens):
+        if not editable[t]:
+            out.append(token)
+            continue
+        candidates = {int(c): float(lp) for c, lp in zip(scores.top_ids[t], scores.top_log_probs[t])}
+        candidates.setdefault(token, float(scores.target_log_probs[t]))
+        p = np.exp(candidates[token])
+        if strategy.up_threshold is not None and p > strategy.up_threshold:
+            log_p = np.array(list(candidates.values())) / strategy.beta
+            probs = np.exp(log_p - log_p.max())
+            cdf = np.cumsum(probs / probs.sum())
+            pick = min(int(np.searchsorted(cdf / cdf[-1], float(uniforms[t]), side="right")), len(cdf) - 1)
+            out.append(list(candidates)[pick])
+        elif strategy.low_threshold is not None and (
+                not p >= strategy.low_threshold if strategy.drops_nan else p < strategy.low_threshold):
+            continue
+        else:
+            out.append(token)
+    return out

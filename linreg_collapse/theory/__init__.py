@@ -74,7 +74,8 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
     require(bool(np.all((fractions >= 0) & (fractions <= 1))), "fractions must lie in [0, 1]")
     generations = np.arange(len(fractions) + 1)
     if regime in ("replace", "accumulate"):
-        rel = sp.lambdify(n, results()[regime].relative.rewrite(sp.zeta), modules=["scipy", "numpy"])
+        ols_result = {r.name: r for r in ols.results()}[regime]  # not results(): no editing derivations (~20 s)
+        rel = sp.lambdify(n, ols_result.relative.rewrite(sp.zeta), modules=["scipy", "numpy"])
         return np.asarray(rel(generations), dtype=np.float64) * np.ones(len(generations))
     require(regime == "edit", f"regime={regime!r}: relative_error_curve knows replace, accumulate, edit")
     return editing.relative_edit_curve(fractions, edit_op, T, d, mask)
