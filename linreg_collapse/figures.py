@@ -33,6 +33,7 @@ from tqdm import tqdm
 from . import theory
 from .config import SimConfig
 from .errors import InputError
+from .figure_settings import FIGURE_NAMES, FigureSettings
 from .io import atomic_path, check_writable
 from .simulate import SimResult, mean_interval, simulate
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
@@ -41,35 +42,6 @@ THEORY = "theory"
 LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
 PAPER_BOUND = "paper's bound 2σ²d/(T−d−1) (Q ≤ 1)"
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureSettings:
-    """Size of the figure simulations; the defaults make the published figures.
-
-    ``samples_T``: the sample sizes of :func:`figure_error_vs_samples_ratio`.
-    ``grid_size``: the number of p (and eta) values of the heat maps; ``thresholds``: the tau of
-    :func:`figure_threshold_masks`.
-    """
-
-    T: int = 50
-    d: int = 10
-    sigma: float = 1.0
-    generations: int = 10
-    trials: int = 500
-    seed: int = 0
-    samples_T: tuple[int, ...] = (25, 50, 200)
-    grid_size: int = 7
-    thresholds: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
-
-    def __post_init__(self):
-        self.config("replace")  # SimConfig raises InputError on a bad T, d, sigma, generations, trials or seed
-
-    def config(self, regime: str, **options) -> SimConfig:
-        """The :class:`SimConfig` of ``regime`` at these settings (``options`` override any field)."""
-        fields = dict(T=self.T, d=self.d, sigma=self.sigma, generations=self.generations,
-                      trials=self.trials, seed=self.seed)
-        return SimConfig(regime=regime, **{**fields, **options})
 
 
 def setting_name(cfg: SimConfig) -> str:
@@ -386,6 +358,7 @@ def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
     return fig
 
 
+# Keyed by FIGURE_NAMES (the CLI's --only choices, importable without matplotlib), in that order.
 FIGURES: dict[str, Callable[[FigureSettings], Figure]] = {
     "error_vs_generation": figure_error_vs_generation,
     "error_vs_edit_budget": figure_error_vs_edit_budget,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..config import COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, load_masks
 from ..errors import require
 from ..io import check_writable, write_json
-from ..simulate import SimResult, simulate
+
+if TYPE_CHECKING:
+    from ..simulate import SimResult
 
 DEFAULTS = SimConfig()
 
@@ -60,6 +61,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..simulate import simulate
+
     cfg = config_from_args(args)
     if args.json:
         check_writable("--json", args.json)

@@ -6,7 +6,6 @@ import argparse
 
 from ..errors import require
 from ..io import check_writable, write_json
-from ..verify import LEVEL, default_checks, format_table, run_checks
 
 
 def register(subparsers) -> None:
@@ -22,6 +21,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..verify import LEVEL, default_checks, format_table, run_checks
+
     require(args.seed >= 0, f"--seed {args.seed} must be >= 0")
     check_writable("--json", args.json)
     outcomes, wall = run_checks(default_checks(args.seed))
