@@ -2,8 +2,9 @@
 
 Location: ``$LINREG_COLLAPSE_JAX_CACHE`` if set, else ``$XDG_CACHE_HOME/linreg-collapse/jax`` (default
 ``~/.cache/linreg-collapse/jax``); ``LINREG_COLLAPSE_JAX_CACHE=off`` disables it. A cache directory already
-chosen for JAX itself (``JAX_COMPILATION_CACHE_DIR``) is left as it is. The cache holds compiled code that
-JAX runs: keep it in a directory only you can write to.
+chosen for JAX itself (``JAX_COMPILATION_CACHE_DIR``) is left as it is, and so is a process that has
+already imported JAX (tests, notebooks). The cache holds compiled code that JAX runs: keep it in a
+directory only you can write to.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ MIN_COMPILE_SECONDS = 0.2
 def cache_dir() -> Optional[Path]:
     """The cache directory these settings choose, or None when the cache is disabled."""
     setting = os.environ.get(ENV, "").strip()
-    if setting.lower() in OFF and setting:
+    if setting.lower() in OFF:
         return None
     if setting:
         return Path(setting).expanduser()
@@ -32,23 +33,20 @@ def cache_dir() -> Optional[Path]:
 
 
 def enable_compilation_cache() -> Optional[str]:
-    """Point JAX's persistent compilation cache at :func:`cache_dir`; return the directory in use (None: off).
+    """Point JAX's persistent compilation cache at :func:`cache_dir` through JAX's environment variables
+    and return the directory in use (None: off).
 
-    Before JAX is imported this only sets JAX's environment variables (no import cost); afterwards it
-    updates ``jax.config``.
+    Call it before JAX is imported (the CLI does, first thing): JAX reads these variables on import. A
+    process that has already imported JAX keeps the settings it has.
     """
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        return os.environ["JAX_COMPILATION_CACHE_DIR"]
-    path = cache_dir()
-    if path is None:
-        return None
-    settings = {"jax_compilation_cache_dir": str(path),
-                "jax_persistent_cache_min_compile_time_secs": MIN_COMPILE_SECONDS}
     if "jax" in sys.modules:
         import jax
 
-        for name, value in settings.items():
-            jax.config.update(name, value)
-    else:
-        os.environ.update({name.upper(): str(value) for name, value in settings.items()})
-    return str(path)
+        return jax.config.jax_compilation_cache_dir
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return os.environ["JAX_COMPILATION_CACHE_DIR"]
+    path = cache_dir()
+    if path is not None:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = str(path)
+        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", str(MIN_COMPILE_SECONDS))
+    return None if path is None else str(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,7 +40,8 @@ class Grid:
     base_dir: Path = Path(".")
 
     def points(self) -> list[tuple[dict, SimConfig]]:
-        """(every parameter by grid key, validated SimConfig) for each point of the product, in order."""
+        """(every parameter by grid key, validated SimConfig) for each point of the product, in order
+        (``masks-file`` NaN when none, as pandas writes a missing value)."""
         return [self._point(dict(zip(self.values, values))) for values in itertools.product(*self.values.values())]
 
     def _point(self, chosen: dict) -> tuple[dict, SimConfig]:
@@ -51,7 +53,7 @@ class Grid:
         except InputError as err:
             swept = ", ".join(f"{k}={v!r}" for k, v in chosen.items() if len(self.values[k]) > 1)
             raise InputError(f"{self.source}: " + (f"configuration {{{swept}}}: " if swept else "") + str(err)) from None
-        return {**{k: getattr(cfg, f.name) for k, f in fields.items()}, MASKS_FILE: masks_file}, cfg
+        return {**{k: getattr(cfg, f.name) for k, f in fields.items()}, MASKS_FILE: masks_file or math.nan}, cfg
 
 
 def parse_grid(grid: Mapping[str, Any] | str | os.PathLike) -> Grid:

@@ -58,9 +58,9 @@ def describe(result: Result, values: dict[str, float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    values = values_from_args(args)
     from ..theory import evaluate, results_for
 
-    values = values_from_args(args)
     chosen = results_for(args.regime, args.edit_op, args.mask)
     print(f"# regime={args.regime} T={args.T} d={args.d} sigma={args.sigma:g} n={args.generation}; "
           f"generation 0 = the fit on real data; BASE = sigma^2 d/(T-d-1) = {evaluate(chosen[0], **values):.6g}")

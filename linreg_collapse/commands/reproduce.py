@@ -49,12 +49,12 @@ def configs(trials: int, generations: int, seed: int) -> dict[str, SimConfig]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate import simulate
-
     runs = configs(args.trials, args.generations, args.seed)
     out = Path(args.out)
     require(not out.is_file(), f"--out {args.out!r} is a file, not a directory")
     check_writable("--out", out / "summary.json")
+    from ..simulate import simulate
+
     rows = []
     for name, cfg in runs.items():
         path = out / f"{name}.json"

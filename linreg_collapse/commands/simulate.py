@@ -61,11 +61,11 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate import simulate
-
     cfg = config_from_args(args)
     if args.json:
         check_writable("--json", args.json)
+    from ..simulate import simulate
+
     checkpoint = f"{args.json}.partial.npz" if args.json else None
     result = simulate(cfg, progress=True, checkpoint=checkpoint)
     print(format_table(result))
