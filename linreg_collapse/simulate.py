@@ -24,8 +24,8 @@ from typing import NamedTuple, Optional, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 from jax.sharding import NamedSharding, PartitionSpec
+from scipy import stats
 from tqdm import tqdm
 
 from .config import SimConfig
