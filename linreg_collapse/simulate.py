@@ -190,6 +190,17 @@ class BatchResult(NamedTuple):
 _EXECUTABLES: dict = {}
 
 
+def compiled_batch(cfg: SimConfig, batch: int, chunk: int, mesh, keys: jax.Array, params: Params):
+    """(``cfg``'s batch_runner compiled for ``batch`` configurations x ``chunk`` trials on ``mesh``, the
+    seconds compiling took now: 0 if this process compiled it before)."""
+    cache_key = (batch_key(cfg), batch, chunk, mesh)
+    if cache_key in _EXECUTABLES:
+        return _EXECUTABLES[cache_key], 0.0
+    start = time.perf_counter()
+    _EXECUTABLES[cache_key] = batch_runner(_static(cfg), mesh).lower(keys, params).compile()
+    return _EXECUTABLES[cache_key], time.perf_counter() - start
+
+
 def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str | Path | None = None,
               desc: str = "simulate") -> BatchResult:
     """Run configurations with one :func:`batch_key` as ONE compiled program: their parameters vmapped,
@@ -218,13 +229,10 @@ def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str
                 continue
             key_data = np.stack([jax.random.key_data(trial_keys(x.seed, c * chunk, chunk)) for x in cfgs])
             keys = place(key_data, mesh, PartitionSpec(None, TRIALS))
-            cache_key = (batch_key(cfg), len(cfgs), chunk, mesh)
-            if cache_key not in _EXECUTABLES:
-                start = time.perf_counter()
-                _EXECUTABLES[cache_key] = batch_runner(_static(cfg), mesh).lower(keys, params).compile()
-                compile_seconds += time.perf_counter() - start
+            run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
+            compile_seconds += seconds
             start = time.perf_counter()
-            errors, fractions = _EXECUTABLES[cache_key](keys, params)
+            errors, fractions = run(keys, params)
             done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
             run_seconds += time.perf_counter() - start
             if checkpoint:

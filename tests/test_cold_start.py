@@ -41,6 +41,7 @@ CHEAP = {
     "figures help": ["figures", "--help"],
     "argument error": ["simulate", "--T", "x"],
     "unknown figure": ["figures", "--only", "nope"],
+    "figure settings error": ["figures", "--trials", "1"],
     "configuration error": ["simulate", "--T", "5", "--d", "5"],
     "bound error": ["bound", "--regime", "replace", "--T", "5", "--d", "5"],
 }

@@ -22,9 +22,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = FigureSettings(trials=args.trials, seed=args.seed)
     from ..figures import write_all, write_figure
 
-    settings = FigureSettings(trials=args.trials, seed=args.seed)
     if args.only:
         paths = [path for name in args.only for path in write_figure(name, args.out, settings)]
     else:
