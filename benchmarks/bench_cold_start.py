@@ -5,7 +5,8 @@ Usage::
 
     python benchmarks/bench_cold_start.py [--repeats 5] [--baseline /path/to/older/checkout] [--json out.json]
 
-Every measurement is a fresh ``python`` process timed from outside, back to back:
+Every measurement is a fresh ``python`` process timed from outside, back to back, in wall seconds and
+in CPU seconds (user + system, which a busy shared machine inflates far less than wall time):
 
 1. ``python -c pass`` (the interpreter alone), ``linreg-collapse --help``, ``simulate --help`` and an
    argument error (``simulate --T x``), each ``--repeats`` times; with ``--baseline`` the same commands
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -44,10 +46,19 @@ print(json.dumps({"import_s": imported - start, "compile_s": result.compile_seco
 """
 
 
-def wall(argv: list[str], env: dict) -> float:
+def timed(argv: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user + system) of one child process run in ``cwd`` (``python -m`` puts
+    the working directory first on sys.path, so it picks the tree)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    subprocess.run([sys.executable, *argv], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def spread(values) -> dict:
+    return {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values))}
 
 
 def main() -> None:
@@ -61,9 +72,8 @@ def main() -> None:
     for name, argv in COMMANDS.items():
         for tree, path in trees.items():
             env = dict(os.environ, PYTHONPATH=str(path), LINREG_COLLAPSE_JAX_CACHE="off")
-            times = [wall(argv, env) for _ in range(args.repeats)]
-            out["startup_s"][f"{tree}: {name}"] = {"median": float(np.median(times)), "min": min(times),
-                                                   "max": max(times)}
+            walls, cpus = zip(*[timed(argv, env, path) for _ in range(args.repeats)])
+            out["startup_s"][f"{tree}: {name}"] = {"wall": spread(walls), "cpu": spread(cpus)}
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=cache,
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2")
