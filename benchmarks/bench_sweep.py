@@ -3,7 +3,8 @@
 Usage (from the repository root, ``PYTHONPATH=$PWD``)::
 
     python benchmarks/bench_sweep.py --peer PATH/fit_linear_regressions.py [--peer-seeds 1]
-        [--d 1 3 10 32 100] [--T 10 32 100 316 1000] [--parts sweep batching peer] [--json out.json]
+        [--d 1 3 10 32 100] [--T 10 32 100 316 1000] [--regimes replace accumulate accumulate-subsample]
+        [--parts sweep batching peer] [--json out.json]
 
 The grid is KoyejoLab-Collapse-or-Thrive's ``sweeps/fit_linear_regressions``: d in {1, 3, 10, 32, 100},
 T in {10, 32, 100, 316, 1000}, sigma^2 in {0.1, 1, 10}, seeds 0-99, 100 iterations (fits), settings
@@ -60,9 +61,9 @@ def supported(d: int, T: int) -> bool:
     return T >= d + 2
 
 
-def grids(ds, Ts) -> dict[int, dict]:
+def grids(ds, Ts, regimes=tuple(SETTINGS)) -> dict[int, dict]:
     """One sweep grid per d over its supported T (the product of all keys must be valid)."""
-    return {d: {"regime": list(SETTINGS), "d": d, "T": [T for T in Ts if supported(d, T)],
+    return {d: {"regime": list(regimes), "d": d, "T": [T for T in Ts if supported(d, T)],
                 "sigma": [math.sqrt(s2) for s2 in SIGMA_SQUARED], "generations": ITERATIONS - 1, "trials": SEEDS,
                 "design": "fixed"}
             for d in ds if any(supported(d, T) for T in Ts)}
@@ -76,15 +77,15 @@ for d, grid in json.loads(sys.argv[1]).items():
 """
 
 
-def time_sweep(ds, Ts, work: Path, cache: Path, name: str) -> dict:
+def time_sweep(ds, Ts, regimes, work: Path, cache: Path, name: str) -> dict:
     """Wall seconds of one fresh process sweeping every grid, and compile/run seconds by regime from sweep.json."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=str(cache),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", SWEEP_PROCESS, json.dumps(grids(ds, Ts)), str(work / name)],
+    subprocess.run([sys.executable, "-c", SWEEP_PROCESS, json.dumps(grids(ds, Ts, regimes)), str(work / name)],
                    env=env, check=True)
     wall = time.perf_counter() - start
-    by_regime = {r: {"compile_s": 0.0, "run_s": 0.0, "configurations": 0} for r in SETTINGS}
+    by_regime = {r: {"compile_s": 0.0, "run_s": 0.0, "configurations": 0} for r in regimes}
     for meta_path in sorted((work / name).glob("d*/sweep.json")):
         for batch in json.loads(meta_path.read_text())["timings"]["batches"]:
             entry = by_regime[batch["program"][0]]
@@ -125,15 +126,16 @@ def load_peer(path: str):
     return run
 
 
-def time_peer(path: str, ds, Ts, seeds: int) -> dict:
+def time_peer(path: str, ds, Ts, regimes, seeds: int) -> dict:
     """Extrapolated seconds of the peer's whole grid (supported cells), by setting and by cell."""
     run = load_peer(path)
-    cells, by_setting = [], {r: 0.0 for r in SETTINGS}
+    cells, by_setting = [], {r: 0.0 for r in regimes}
     for d in ds:
         for T in Ts:
             if not supported(d, T):
                 continue
-            for regime, setting in SETTINGS.items():
+            for regime in regimes:
+                setting = SETTINGS[regime]
                 start = time.perf_counter()
                 for seed in range(seeds):
                     run(dict(data_dim=d, num_samples_per_iteration=T, num_iterations=ITERATIONS, seed=seed,
@@ -175,6 +177,8 @@ def main() -> None:
     parser.add_argument("--peer-seeds", type=int, default=1)
     parser.add_argument("--d", type=int, nargs="+", default=[1, 3, 10, 32, 100])
     parser.add_argument("--T", type=int, nargs="+", default=[10, 32, 100, 316, 1000])
+    parser.add_argument("--regimes", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="settings to run (default: all three)")
     parser.add_argument("--parts", nargs="+", choices=("sweep", "batching", "peer"), default=["sweep", "batching", "peer"],
                         help="what to measure (default: all, back to back)")
     parser.add_argument("--json", help="write the results here")
@@ -184,7 +188,8 @@ def main() -> None:
     out = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                        "load_before": os.getloadavg()},
            "grid": {"d": args.d, "T": args.T, "sigma_squared": SIGMA_SQUARED, "seeds": SEEDS, "iterations": ITERATIONS,
-                    "supported_cells": n_cells, "configurations": n_cells * len(SETTINGS) * len(SIGMA_SQUARED),
+                    "regimes": args.regimes, "supported_cells": n_cells,
+                    "configurations": n_cells * len(args.regimes) * len(SIGMA_SQUARED),
                     "excluded_cells_T_le_d_plus_1": excluded}}
     print(f"excluded (T <= d + 1, need the min-norm interpolator): {excluded}", file=sys.stderr)
 
@@ -196,15 +201,15 @@ def main() -> None:
     if "sweep" in args.parts:
         with tempfile.TemporaryDirectory() as tmp:
             work, cache = Path(tmp), Path(tmp) / "jax-cache"
-            out["sweep_cold_cache"] = time_sweep(args.d, args.T, work, cache, "cold")
+            out["sweep_cold_cache"] = time_sweep(args.d, args.T, args.regimes, work, cache, "cold")
             save()
-            out["sweep_warm_cache"] = time_sweep(args.d, args.T, work, cache, "warm")
+            out["sweep_warm_cache"] = time_sweep(args.d, args.T, args.regimes, work, cache, "warm")
             save()
     if "batching" in args.parts:
         out["batching"] = batching()
         save()
     if "peer" in args.parts and args.peer:
-        out["peer"] = time_peer(args.peer, args.d, args.T, args.peer_seeds)
+        out["peer"] = time_peer(args.peer, args.d, args.T, args.regimes, args.peer_seeds)
     if "sweep_cold_cache" in out and "peer" in out:
         for key in ("sweep_cold_cache", "sweep_warm_cache"):
             out[f"peer_over_{key}"] = out["peer"]["total_s"] / out[key]["wall_s"]

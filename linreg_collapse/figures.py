@@ -34,7 +34,7 @@ from tqdm import tqdm
 from . import theory
 from .config import SimConfig
 from .errors import InputError
-from .figure_settings import FIGURE_NAMES, FigureSettings
+from .figure_settings import FigureSettings
 from .io import atomic_path, check_writable
 from .simulate import SimResult, mean_interval
 from .sweep import simulate_many

@@ -20,7 +20,6 @@ Output directory (written only by process 0 under ``jax.distributed``, so it mus
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
