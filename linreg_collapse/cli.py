@@ -1,8 +1,11 @@
 """Command-line entry point ``linreg-collapse``.
 
 Each command lives in its own module, which exposes ``register(subparsers)``: it adds its parser and
-sets ``run=`` to a function taking the parsed arguments and returning an exit code. Bad input raises
-:class:`~linreg_collapse.errors.InputError`; here it becomes one line on stderr and exit code 2.
+sets ``run=`` to a function taking the parsed arguments and returning an exit code. Registering must stay
+cheap: command modules import JAX, sympy, matplotlib and scipy inside ``run``, so ``--help`` and argument
+errors answer at once. Bad input raises :class:`~linreg_collapse.errors.InputError`; here it becomes one
+line on stderr and exit code 2. Every command runs with JAX's persistent compilation cache
+(:mod:`~linreg_collapse.compilation_cache`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import importlib
 import sys
 
+from .compilation_cache import enable_compilation_cache
 from .errors import InputError
 
 PROG = "linreg-collapse"
@@ -19,6 +23,7 @@ PROG = "linreg-collapse"
 COMMAND_MODULES = (
     "linreg_collapse.commands.reproduce",
     "linreg_collapse.commands.simulate",
+    "linreg_collapse.commands.sweep",
     "linreg_collapse.commands.lm",
     "linreg_collapse.commands.bound",
     "linreg_collapse.commands.verify",
@@ -46,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    enable_compilation_cache()
     try:
         return int(args.run(args) or 0)
     except InputError as err:

@@ -11,7 +11,8 @@ Artists carry labels that the tests read: a simulated series is a line plus a 95
 :func:`write_all` writes every figure as PNG and PDF.
 
 The simulations share one trial count and a few shapes so that JAX compiles each program once
-(1-4 s each on a CPU); sweeps change only traced parameters (p, eta, tau).
+(1-4 s each on a CPU); each figure's grid runs through :func:`~linreg_collapse.sweep.simulate_many`, which
+batches the configurations of one shape (they differ only in p, eta, tau) into one program.
 """
 
 from __future__ import annotations
@@ -33,43 +34,16 @@ from tqdm import tqdm
 from . import theory
 from .config import SimConfig
 from .errors import InputError
+from .figure_settings import FigureSettings
 from .io import atomic_path, check_writable
-from .simulate import SimResult, mean_interval, simulate
+from .simulate import SimResult, mean_interval
+from .sweep import simulate_many
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
 
 THEORY = "theory"
 LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
 PAPER_BOUND = "paper's bound 2σ²d/(T−d−1) (Q ≤ 1)"
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureSettings:
-    """Size of the figure simulations; the defaults make the published figures.
-
-    ``samples_T``: the sample sizes of :func:`figure_error_vs_samples_ratio`.
-    ``grid_size``: the number of p (and eta) values of the heat maps; ``thresholds``: the tau of
-    :func:`figure_threshold_masks`.
-    """
-
-    T: int = 50
-    d: int = 10
-    sigma: float = 1.0
-    generations: int = 10
-    trials: int = 500
-    seed: int = 0
-    samples_T: tuple[int, ...] = (25, 50, 200)
-    grid_size: int = 7
-    thresholds: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
-
-    def __post_init__(self):
-        self.config("replace")  # SimConfig raises InputError on a bad T, d, sigma, generations, trials or seed
-
-    def config(self, regime: str, **options) -> SimConfig:
-        """The :class:`SimConfig` of ``regime`` at these settings (``options`` override any field)."""
-        fields = dict(T=self.T, d=self.d, sigma=self.sigma, generations=self.generations,
-                      trials=self.trials, seed=self.seed)
-        return SimConfig(regime=regime, **{**fields, **options})
 
 
 def setting_name(cfg: SimConfig) -> str:
@@ -183,7 +157,7 @@ def generation_configs(s: FigureSettings) -> list[SimConfig]:
 def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
     """Test error / base against generation, simulation bands and theory lines: retraining regimes
     (top) and token-level editing (bottom), linear scale (left) and log scale (right)."""
-    results = [simulate(cfg) for cfg in generation_configs(s)]
+    results = simulate_many(generation_configs(s))
     rows = {"retraining": [r for r in results if r.config.regime != "edit"],
             "token-level editing": [r for r in results if r.config.regime == "edit"]}
     with figure_style():
@@ -237,7 +211,7 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
         for ax, op in zip(axes, ("perturb", "resample")):
             kinds: set = set()
             for mask, marker in (("random", "o"), ("disjoint", "s")):
-                results = [simulate(cfg) for cfg in edit_budget_configs(s, op, mask)]
+                results = simulate_many(edit_budget_configs(s, op, mask))
                 budget = np.array([r.edit_fraction[1:].sum() for r in results])
                 final = np.array([[v[-1] for v in relative(r)] for r in results])
                 label, color = f"{op}, {mask} masks", SETTING_COLORS[f"{op} {mask}"]
@@ -268,8 +242,8 @@ def figure_error_vs_samples_ratio(s: FigureSettings = FigureSettings()) -> Figur
     """Test error / sigma^2 after N generations against T/d for each regime: simulation points with
     95% intervals and theory curves over every integer T in the range."""
     groups: dict[str, list[SimResult]] = {}
-    for cfg in samples_ratio_configs(s):
-        groups.setdefault(setting_label(cfg), []).append(simulate(cfg))
+    for result in simulate_many(samples_ratio_configs(s)):
+        groups.setdefault(setting_label(result.config), []).append(result)
     T_axis = np.arange(int(0.8 * min(s.samples_T)), int(1.2 * max(s.samples_T)) + 1)
     T_axis = T_axis[T_axis > s.d + 1]
     with figure_style():
@@ -318,13 +292,14 @@ def figure_edit_heatmap(s: FigureSettings = FigureSettings()) -> Figure:
         fig = Figure(figsize=(12.5, 4.0))
         axes = fig.subplots(1, 3)
         for ax, op in zip(axes, ("perturb", "resample")):
-            sim = [[relative(simulate(disjoint(op, p, eta)))[0][-1] for p in p_grid] for eta in eta_grid]
+            runs = simulate_many([disjoint(op, p, eta) for eta in eta_grid for p in p_grid])
+            sim = np.reshape([relative(run)[0][-1] for run in runs], (len(eta_grid), len(p_grid)))
             curves = [[theory_curve(disjoint(op, p, eta)) for p in p_fine] for eta in eta_fine]
             th = [[curve[-1] for curve, _ in row] for row in curves]
             draw_heatmap(fig, ax, (p_grid, eta_grid, sim), (p_fine, eta_fine, th), curves[0][0][1],
                          f"{op}, disjoint masks, generation {s.generations}", "first-generation edit fraction p",
                          "decay η")
-        sim = np.transpose([relative(simulate(random(p)))[0] for p in p_grid])
+        sim = np.transpose([relative(run)[0] for run in simulate_many([random(p) for p in p_grid])])
         curves = [theory_curve(random(p)) for p in p_fine]
         draw_heatmap(fig, axes[2], (p_grid, generations, sim), (p_fine, generations, np.transpose([c for c, _ in curves])),
                      curves[0][1], "resample, random masks", "edit fraction p (every generation)", "generation n")
@@ -356,8 +331,8 @@ def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
     """Threshold masks (edit position t iff |residual| <= tau sigma, resample proposal): realised edit
     fraction (left) and test error / base (right) per generation, one series per tau. Theory has no
     result for masks that depend on the data; the dotted lines are random masks at the same fractions."""
-    results = [simulate(s.config("edit", edit_op="resample", mask="threshold", threshold=tau))
-               for tau in s.thresholds]
+    results = simulate_many([s.config("edit", edit_op="resample", mask="threshold", threshold=tau)
+                             for tau in s.thresholds])
     colors = matplotlib.colormaps["plasma"](np.linspace(0.1, 0.8, len(results)))
     with figure_style():
         fig = Figure(figsize=(9.5, 4.0))
@@ -386,6 +361,7 @@ def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
     return fig
 
 
+# Keyed by FIGURE_NAMES (the CLI's --only choices, importable without matplotlib), in that order.
 FIGURES: dict[str, Callable[[FigureSettings], Figure]] = {
     "error_vs_generation": figure_error_vs_generation,
     "error_vs_edit_budget": figure_error_vs_edit_budget,

@@ -4,6 +4,11 @@ Trial i uses the key ``fold_in(k_trials, i)`` where ``k_wstar, k_trials = split(
 trial's numbers do not depend on how many trials run beside it. Trials run in chunks of at most
 ``CHUNK_TRIALS`` (fewer when one trial's state is large; the last chunk padded), which drives the
 progress bar, bounds memory, and lets a run resume from a checkpoint of finished chunks.
+
+:func:`run_batch` runs several configurations that differ only in traced parameters (sigma, p, eta,
+tau, alpha, seed) as one compiled program, their parameters vmapped over a leading axis, and shards
+each chunk's trials over every JAX device (:mod:`linreg_collapse.devices`). ``simulate`` is its
+one-configuration case; :mod:`linreg_collapse.sweep` groups grids into such batches.
 """
 
 from __future__ import annotations
@@ -12,17 +17,20 @@ import dataclasses
 import functools
 import hashlib
 import json
+import time
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 from scipy import stats
 from tqdm import tqdm
 
 from .config import SimConfig
 from .design import covariance_eigenvalues, test_error
+from .devices import TRIALS, gather, place, trial_mesh
 from .io import atomic_path
 from .regimes import Params, make_regime
 
@@ -102,9 +110,8 @@ def _static(cfg: SimConfig) -> tuple:
     return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask)
 
 
-@functools.lru_cache(maxsize=64)
-def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
-    """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
+def trial_program(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
+    """``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``, not yet jitted."""
     init, step = make_regime(regime, T, generations, design, edit_op, mask)
 
     def one_trial(key, params: Params):
@@ -120,17 +127,121 @@ def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, 
         zero = jnp.zeros((1,), eig.dtype)
         return jnp.concatenate([first[None], errors]), jnp.concatenate([zero, fractions])
 
-    return jax.jit(jax.vmap(one_trial, in_axes=(0, None)))
+    return jax.vmap(one_trial, in_axes=(0, None))
 
 
-def chunk_size(cfg: SimConfig) -> int:
-    """Trials per jitted call: at most CHUNK_TRIALS, and few enough that their state fits CHUNK_BYTES
-    (the accumulate-subsample pool holds (generations + 1) T labels, and rows too for a fresh design)."""
+@functools.lru_cache(maxsize=64)
+def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
+    """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
+    return jax.jit(trial_program(regime, T, d, generations, design, edit_op, mask))
+
+
+@functools.lru_cache(maxsize=64)
+def batch_runner(static: tuple, mesh) -> jax.stages.Wrapped:
+    """Jitted ``run(key_data [P, B, ...], params [P, ...]) -> (errors, edit_fractions) [P, B, G+1]`` for
+    P parameter settings of one shape, the trial axis B sharded over ``mesh``."""
+    trials = trial_program(*static)
+
+    def run(key_data, params):
+        return jax.vmap(trials)(jax.random.wrap_key_data(key_data), params)
+
+    by_trial = NamedSharding(mesh, PartitionSpec(None, TRIALS))
+    return jax.jit(run, in_shardings=(by_trial, NamedSharding(mesh, PartitionSpec())), out_shardings=by_trial)
+
+
+def batch_key(cfg: SimConfig) -> tuple:
+    """Configurations with equal keys differ only in traced parameters and can share one :func:`run_batch`."""
+    return (*_static(cfg), cfg.dtype, cfg.trials)
+
+
+def _trial_budget(cfg: SimConfig) -> int:
+    """Trials one device runs per call: at most CHUNK_TRIALS, and few enough that their state fits
+    CHUNK_BYTES (the accumulate-subsample pool holds (generations + 1) T labels, and rows too for a
+    fresh design)."""
     floats = cfg.T * (cfg.d + 1) + cfg.d * cfg.d
     if cfg.regime == "accumulate-subsample":
         floats += (cfg.generations + 1) * cfg.T * (1 + (cfg.d if cfg.design == "fresh" else 0))
     per_trial = 2 * floats * jnp.dtype(cfg.dtype).itemsize  # x2: scan carries input and output state
-    return max(1, min(cfg.trials, CHUNK_TRIALS, CHUNK_BYTES // per_trial))
+    return max(1, min(CHUNK_TRIALS, CHUNK_BYTES // per_trial))
+
+
+def chunk_size(cfg: SimConfig, batch: int = 1, devices: int = 1) -> int:
+    """Trials per jitted call for each of ``batch`` configurations, a multiple of ``devices``: every
+    trial in one call if the budget allows, else each device's share of the budget."""
+    per_device = max(1, _trial_budget(cfg) // batch)
+    return min(per_device, -(-cfg.trials // devices)) * devices
+
+
+def max_batch(cfg: SimConfig, devices: int = 1) -> int:
+    """How many configurations like ``cfg`` one call holds with all their trials (at least 1)."""
+    return max(1, _trial_budget(cfg) // -(-cfg.trials // devices))
+
+
+class BatchResult(NamedTuple):
+    """Per-trial results of :func:`run_batch`, float64 NumPy of shape [configurations, trials, generations + 1]."""
+
+    errors: np.ndarray
+    edit_fractions: np.ndarray
+    compile_seconds: float  # compiling (or loading from the persistent cache) the batch's program
+    run_seconds: float  # running it, every chunk
+
+
+# (batch_key, batch size, chunk, mesh) -> compiled batch_runner: each shape compiles once per process.
+_EXECUTABLES: dict = {}
+
+
+def compiled_batch(cfg: SimConfig, batch: int, chunk: int, mesh, keys: jax.Array, params: Params):
+    """(``cfg``'s batch_runner compiled for ``batch`` configurations x ``chunk`` trials on ``mesh``, the
+    seconds compiling took now: 0 if this process compiled it before)."""
+    cache_key = (batch_key(cfg), batch, chunk, mesh)
+    if cache_key in _EXECUTABLES:
+        return _EXECUTABLES[cache_key], 0.0
+    start = time.perf_counter()
+    _EXECUTABLES[cache_key] = batch_runner(_static(cfg), mesh).lower(keys, params).compile()
+    return _EXECUTABLES[cache_key], time.perf_counter() - start
+
+
+def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str | Path | None = None,
+              desc: str = "simulate") -> BatchResult:
+    """Run configurations with one :func:`batch_key` as ONE compiled program: their parameters vmapped,
+    their trials in chunks sharded over every device (the chunk a multiple of the device count).
+
+    ``checkpoint``: a file where finished chunks are saved after each chunk; a rerun of the same batch
+    resumes from it. The caller deletes it once the results are stored.
+    """
+    cfg = cfgs[0]
+    if any(batch_key(c) != batch_key(cfg) for c in cfgs):
+        raise ValueError("run_batch needs configurations that differ only in traced parameters")
+    mesh = trial_mesh()
+    chunk = chunk_size(cfg, len(cfgs), mesh.size)
+    n_chunks = -(-cfg.trials // chunk)
+    fingerprint = hashlib.sha256(f"{[config_digest(c) for c in cfgs]} {chunk}".encode()).hexdigest()
+    done = _load_checkpoint(checkpoint, fingerprint) if checkpoint else {}
+    compile_seconds, run_seconds = 0.0, 0.0
+    with jax.enable_x64(cfg.dtype == "float64"):
+        stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]),
+                               *[make_params(c) for c in cfgs])
+        params = jax.tree.map(lambda x: place(x, mesh, PartitionSpec()), stacked)
+        bar = tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not progress, delay=2.0,
+                   initial=len(done), leave=False)
+        for c in range(n_chunks):
+            if c in done:
+                continue
+            key_data = np.stack([jax.random.key_data(trial_keys(x.seed, c * chunk, chunk)) for x in cfgs])
+            keys = place(key_data, mesh, PartitionSpec(None, TRIALS))
+            run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
+            compile_seconds += seconds
+            start = time.perf_counter()
+            errors, fractions = run(keys, params)
+            done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
+            run_seconds += time.perf_counter() - start
+            if checkpoint:
+                _save_checkpoint(checkpoint, fingerprint, done)
+            bar.update(1)
+        bar.close()
+    errors = np.concatenate([done[c][0] for c in range(n_chunks)], axis=1)[:, : cfg.trials]
+    fractions = np.concatenate([done[c][1] for c in range(n_chunks)], axis=1)[:, : cfg.trials]
+    return BatchResult(errors, fractions, compile_seconds, run_seconds)
 
 
 def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None):
@@ -139,31 +250,17 @@ def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | 
     ``checkpoint``: a file where finished chunks are saved after each chunk; a rerun of the same
     configuration resumes from it. The caller deletes it once the results are stored.
     """
-    chunk = chunk_size(cfg)
-    n_chunks = -(-cfg.trials // chunk)
-    done = _load_checkpoint(checkpoint, cfg) if checkpoint else {}
-    with jax.enable_x64(cfg.dtype == "float64"):
-        run = compiled_runner(*_static(cfg))
-        params = make_params(cfg)
-        bar = tqdm(total=n_chunks, desc=f"simulate {cfg.regime}", unit="chunk", disable=not progress,
-                   delay=2.0, initial=len(done), leave=False)
-        for c in range(n_chunks):
-            if c in done:
-                continue
-            errors, fractions = run(trial_keys(cfg.seed, c * chunk, chunk), params)
-            done[c] = (np.asarray(errors, np.float64), np.asarray(fractions, np.float64))
-            if checkpoint:
-                _save_checkpoint(checkpoint, cfg, done)
-            bar.update(1)
-        bar.close()
-    errors = np.concatenate([done[c][0] for c in range(n_chunks)])[: cfg.trials]
-    fractions = np.concatenate([done[c][1] for c in range(n_chunks)])[: cfg.trials]
-    return errors, fractions
+    result = run_batch([cfg], progress=progress, checkpoint=checkpoint, desc=f"simulate {cfg.regime}")
+    return result.errors[0], result.edit_fractions[0]
 
 
 def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None) -> SimResult:
     """Run ``cfg`` and summarise each generation: mean, standard error, 95% interval, edit fraction."""
-    errors, fractions = run_trials(cfg, progress=progress, checkpoint=checkpoint)
+    return summarise(cfg, *run_trials(cfg, progress=progress, checkpoint=checkpoint))
+
+
+def summarise(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> SimResult:
+    """The :class:`SimResult` of ``cfg`` from its per-trial errors and edit fractions [trials, generations + 1]."""
     mean, stderr, lo, hi = mean_interval(errors)
     editing = cfg.regime == "edit"
     return SimResult(
@@ -176,27 +273,28 @@ def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | No
     )
 
 
-def _fingerprint(cfg: SimConfig) -> str:
-    text = json.dumps(cfg.to_dict(), sort_keys=True) + str(chunk_size(cfg))
+def config_digest(cfg: SimConfig) -> str:
+    """SHA-256 of everything that determines ``cfg``'s numbers (its fields and, if any, its masks)."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True)
     if cfg.masks is not None:
         text += hashlib.sha256(np.ascontiguousarray(cfg.masks, np.float64).tobytes()).hexdigest()
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _save_checkpoint(path, cfg: SimConfig, done: dict) -> None:
+def _save_checkpoint(path, fingerprint: str, done: dict) -> None:
     arrays = {f"errors_{c}": e for c, (e, _) in done.items()}
     arrays.update({f"fractions_{c}": f for c, (_, f) in done.items()})
     with atomic_path(path) as tmp:
-        np.savez(tmp, fingerprint=np.array(_fingerprint(cfg)), **arrays)
+        np.savez(tmp, fingerprint=np.array(fingerprint), **arrays)
 
 
-def _load_checkpoint(path, cfg: SimConfig) -> dict:
-    """Finished chunks of a checkpoint made by the same configuration (none otherwise)."""
+def _load_checkpoint(path, fingerprint: str) -> dict:
+    """Finished chunks of a checkpoint made by the same batch and chunk size (none otherwise)."""
     path = Path(path)
     if not path.exists():
         return {}
     with np.load(path, allow_pickle=False) as data:
-        if str(data["fingerprint"]) != _fingerprint(cfg):
+        if str(data["fingerprint"]) != fingerprint:
             return {}
         chunks = sorted(int(k.split("_")[1]) for k in data.files if k.startswith("errors_"))
         return {c: (data[f"errors_{c}"], data[f"fractions_{c}"]) for c in chunks}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from linreg_collapse.cli import main
 from linreg_collapse.commands.reproduce import RUNS
@@ -20,12 +21,12 @@ def test_reproduce_writes_every_run_and_resumes(tmp_path, capsys, monkeypatch):
     assert summary["replace"]["theory_over_base"] == 4.0 and summary["replace"]["theory_kind"] == "exact"
     assert summary["accumulate-subsample"]["theory_over_base"] is None
 
-    import linreg_collapse.commands.reproduce as reproduce
+    simulator = sys.modules["linreg_collapse.simulate"]  # reproduce imports simulate from it when it runs
 
     def must_not_simulate(*a, **k):
         raise AssertionError("a finished run was simulated again")
 
-    monkeypatch.setattr(reproduce, "simulate", must_not_simulate)
+    monkeypatch.setattr(simulator, "simulate", must_not_simulate)
     before = (tmp_path / "replace.json").read_text()
     assert main(args) == 0
     assert (tmp_path / "replace.json").read_text() == before

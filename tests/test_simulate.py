@@ -200,10 +200,10 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
     uninterrupted = sim.run_trials(cfg)[0]
     checkpoint = tmp_path / "run.partial.npz"
 
-    real_runner, calls, interrupt = sim.compiled_runner, [], [True]
+    real_compiled, calls, interrupt = sim.compiled_batch, [], [True]
 
-    def interrupted_after_two_chunks(*static):
-        run = real_runner(*static)
+    def interrupted_after_two_chunks(*args):
+        run, seconds = real_compiled(*args)
 
         def counted(keys, params):
             calls.append(1)
@@ -211,9 +211,9 @@ def test_interrupted_run_resumes_from_checkpoint(tmp_path, monkeypatch):
                 raise Interrupted
             return run(keys, params)
 
-        return counted
+        return counted, seconds
 
-    monkeypatch.setattr(sim, "compiled_runner", interrupted_after_two_chunks)
+    monkeypatch.setattr(sim, "compiled_batch", interrupted_after_two_chunks)
     with pytest.raises(Interrupted):
         sim.run_trials(cfg, checkpoint=checkpoint)
     assert checkpoint.exists()

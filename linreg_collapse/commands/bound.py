@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-
-import sympy as sp
+from typing import TYPE_CHECKING
 
 from ..config import EDIT_OPS, MASKS, REGIMES, SimConfig
 from ..errors import require
-from ..theory import Result, evaluate, results_for
+
+if TYPE_CHECKING:
+    from ..theory import Result
 
 
 def register(subparsers) -> None:
@@ -45,6 +46,10 @@ def values_from_args(args: argparse.Namespace) -> dict[str, float]:
 
 def describe(result: Result, values: dict[str, float]) -> str:
     """The block printed for one result."""
+    import sympy as sp
+
+    from ..theory import evaluate
+
     if result.expr.has(sp.Indexed):
         value = "depends on every fraction p_1..p_n (theory.relative_error_curve); constant p: edit-perturb-random"
     else:
@@ -57,6 +62,8 @@ def describe(result: Result, values: dict[str, float]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     values = values_from_args(args)
+    from ..theory import evaluate, results_for
+
     chosen = results_for(args.regime, args.edit_op, args.mask)
     print(f"# regime={args.regime} T={args.T} d={args.d} sigma={args.sigma:g} n={args.generation}; "
           f"generation 0 = the fit on real data; BASE = sigma^2 d/(T-d-1) = {evaluate(chosen[0], **values):.6g}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..figures import FIGURES, FigureSettings, write_all, write_figure
+from ..figure_settings import FIGURE_NAMES, FigureSettings
 
 DEFAULTS = FigureSettings()
 
@@ -14,8 +14,8 @@ DEFAULTS = FigureSettings()
 def register(subparsers) -> None:
     p = subparsers.add_parser("figures", help="draw the theorem figures as PNG and PDF", description=__doc__)
     p.add_argument("--out", default="results/figures", help="output directory (default: results/figures)")
-    p.add_argument("--only", choices=list(FIGURES), action="append", metavar="NAME",
-                   help=f"draw only this figure (repeatable): {', '.join(FIGURES)}")
+    p.add_argument("--only", choices=FIGURE_NAMES, action="append", metavar="NAME",
+                   help=f"draw only this figure (repeatable): {', '.join(FIGURE_NAMES)}")
     p.add_argument("--trials", type=int, default=DEFAULTS.trials, help=f"trials per run (default: {DEFAULTS.trials})")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=f"PRNG seed (default: {DEFAULTS.seed})")
     p.set_defaults(run=run)
@@ -23,6 +23,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = FigureSettings(trials=args.trials, seed=args.seed)
+    from ..figures import write_all, write_figure
+
     if args.only:
         paths = [path for name in args.only for path in write_figure(name, args.out, settings)]
     else:

@@ -14,8 +14,6 @@ from pathlib import Path
 from ..config import SimConfig
 from ..errors import require
 from ..io import check_writable, write_json
-from ..simulate import simulate
-from ..theory import expected_relative_error, theory_kind
 
 DEFAULT = SimConfig(T=100, d=10, sigma=1.0, generations=20, trials=2000, seed=0)
 
@@ -55,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     require(not out.is_file(), f"--out {args.out!r} is a file, not a directory")
     check_writable("--out", out / "summary.json")
+    from ..simulate import simulate
+
     rows = []
     for name, cfg in runs.items():
         path = out / f"{name}.json"
@@ -93,6 +93,8 @@ def _stored(path: Path, cfg: SimConfig) -> dict | None:
 
 
 def _summary_row(name: str, data: dict, cfg: SimConfig) -> dict:
+    from ..theory import expected_relative_error, theory_kind
+
     base, last = data["base"], -1
     fractions = data["edit_fraction"]
     theory = expected_relative_error(cfg)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..config import COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, load_masks
 from ..errors import require
 from ..io import check_writable, write_json
-from ..simulate import SimResult, simulate
+
+if TYPE_CHECKING:
+    from ..simulate import SimResult
 
 DEFAULTS = SimConfig()
 
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.json:
         check_writable("--json", args.json)
+    from ..simulate import simulate
+
     checkpoint = f"{args.json}.partial.npz" if args.json else None
     result = simulate(cfg, progress=True, checkpoint=checkpoint)
     print(format_table(result))

@@ -8,9 +8,6 @@ import argparse
 
 from ..errors import require
 from ..io import check_writable, write_json
-from ..mutants import registry
-from ..verify import (INVARIANCE_TOLERANCE, LEVEL, default_checks, format_table, invariance_checks, run_checks,
-                      run_mutants)
 
 
 def register(subparsers) -> None:
@@ -32,6 +29,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..mutants import registry
+    from ..verify import (INVARIANCE_TOLERANCE, LEVEL, default_checks, format_table, invariance_checks,
+                          run_checks, run_mutants)
+
     require(args.seed >= 0, f"--seed {args.seed} must be >= 0")
     check_writable("--json", args.json)
     checks = default_checks(args.seed, reduced=args.reduced)

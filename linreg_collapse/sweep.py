@@ -1,0 +1,183 @@
+"""Grids of configurations: ``linreg-collapse sweep GRID.toml --out DIR`` and :func:`sweep`.
+
+A grid (:mod:`linreg_collapse.grid`) maps ``simulate``'s flag names to a value or a list of values; its
+configurations are the Cartesian product, every one validated before any work.
+
+Configurations that differ only in traced parameters (sigma, alpha, p, eta, tau, seed) share one
+compiled program: :func:`batches` groups them by shape and :func:`~linreg_collapse.simulate.run_batch`
+vmaps their parameters and shards their trials over every JAX device. Trial i of a configuration uses
+the key it has in ``simulate``, so a configuration's rows equal a ``simulate`` run of it.
+
+Output directory (written only by process 0 under ``jax.distributed``, so it must be shared):
+
+* ``results.csv``: one row per configuration x generation: every parameter under its grid key, then
+  ``generation, mean, stderr, ci_low, ci_high, median, edit_fraction, base`` (``edit_fraction`` is the
+  realised share of edited positions, empty unless editing; ``base = sigma^2 d/(T-d-1)``);
+* ``sweep.json``: the grid, versions, devices and timings (compile apart from run, per batch);
+* ``runs/<digest>.json``: each finished configuration's summary. A rerun skips these configurations
+  and resumes an interrupted batch from ``partial/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Optional, Sequence
+
+import jax
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import __version__
+from .config import SimConfig
+from .devices import describe, trial_mesh
+from .errors import require
+from .grid import MASKS_FILE, Grid, grid_keys, parse_grid
+from .io import atomic_path, check_writable, write_json
+from .simulate import BatchResult, SimResult, batch_key, config_digest, max_batch, run_batch, summarise
+
+STATISTICS = ("generation", "mean", "stderr", "ci_low", "ci_high", "median", "edit_fraction", "base")
+
+
+def batches(cfgs: Sequence[SimConfig], devices: int = 1) -> list[list[int]]:
+    """Indices of ``cfgs`` grouped into :func:`~linreg_collapse.simulate.run_batch` calls: one shape each, at
+    most :func:`~linreg_collapse.simulate.max_batch` configurations, equal sizes within a shape (the last
+    batch padded by repeating its last index) so that each shape compiles once."""
+    groups: dict[tuple, list[int]] = {}
+    for i, cfg in enumerate(cfgs):
+        groups.setdefault(batch_key(cfg), []).append(i)
+    plan = []
+    for members in groups.values():
+        n_batches = -(-len(members) // max_batch(cfgs[members[0]], devices))
+        size = -(-len(members) // n_batches)
+        for start in range(0, len(members), size):
+            batch = members[start:start + size]
+            plan.append(batch + batch[-1:] * (size - len(batch)))
+    return plan
+
+
+def run_many(cfgs: Sequence[SimConfig], progress: bool = False,
+             partial_dir: Optional[Path] = None) -> Iterator[tuple[list[int], BatchResult]]:
+    """Run ``cfgs`` batch by batch (:func:`batches`); yield (indices into ``cfgs``, their BatchResult) as each
+    batch finishes. ``partial_dir``: where a batch checkpoints its finished chunks (deleted when it ends)."""
+    plan = batches(cfgs, trial_mesh().size)
+    bar = tqdm(total=len(cfgs), desc="sweep", unit="config", disable=not progress)
+    for indices in plan:
+        members = [cfgs[i] for i in indices]
+        checkpoint = None
+        if partial_dir is not None:
+            digest = hashlib.sha256("".join(config_digest(c) for c in members).encode()).hexdigest()
+            checkpoint = partial_dir / f"{digest[:24]}.npz"
+        bar.set_postfix_str(f"{members[0].regime} T={members[0].T} d={members[0].d}")
+        result = run_batch(members, progress=progress, checkpoint=checkpoint, desc=f"{len(set(indices))} configs")
+        yield indices, result
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+        bar.update(len(set(indices)))
+    bar.close()
+    if partial_dir is not None and partial_dir.is_dir() and not any(partial_dir.iterdir()):
+        partial_dir.rmdir()
+
+
+def simulate_many(cfgs: Sequence[SimConfig], progress: bool = False) -> list[SimResult]:
+    """``[simulate(cfg) for cfg in cfgs]`` with one compiled program per shape (the same numbers)."""
+    results: list[Optional[SimResult]] = [None] * len(cfgs)
+    for indices, batch in run_many(cfgs, progress):
+        for row, i in enumerate(indices):
+            results[i] = summarise(cfgs[i], batch.errors[row], batch.edit_fractions[row])
+    return results
+
+
+def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike | None = None,
+          progress: bool = False) -> pd.DataFrame:
+    """Run every configuration of ``grid`` (a mapping or a TOML file) and return the tidy table of
+    ``results.csv``. With ``out``, write the outputs described in the module docstring there and skip
+    configurations already finished in it."""
+    started = time.perf_counter()
+    parsed = parse_grid(grid)
+    points = parsed.points()
+    out_dir = None if out is None else Path(out)
+    if out_dir is not None:
+        require(not out_dir.is_file(), f"--out {str(out)!r} is a file, not a directory")
+        check_writable("--out", out_dir / "results.csv")
+    summaries = {i: s for i, (_, cfg) in enumerate(points) if (s := _stored(out_dir, cfg)) is not None}
+    if summaries:
+        print(f"sweep: {len(summaries)} of {len(points)} configurations already finished in {out_dir}, skipping them",
+              file=sys.stderr)
+    todo = [i for i in range(len(points)) if i not in summaries]
+    cfgs = [points[i][1] for i in todo]
+    timings = []
+    for indices, batch in run_many(cfgs, progress, None if out_dir is None else out_dir / "partial"):
+        for row, i in enumerate(indices):
+            if todo[i] in summaries:  # a batch's padding repeats its last configuration
+                continue
+            summaries[todo[i]] = _summary(cfgs[i], batch.errors[row], batch.edit_fractions[row])
+            _store(out_dir, cfgs[i], summaries[todo[i]])
+        timings.append({"program": [str(v) for v in batch_key(cfgs[indices[0]])], "configurations": len(set(indices)),
+                        "compile_seconds": batch.compile_seconds, "run_seconds": batch.run_seconds})
+    table = _table(points, summaries)
+    if out_dir is not None and jax.process_index() == 0:
+        with atomic_path(out_dir / "results.csv") as tmp:
+            table.to_csv(tmp, index=False)
+        write_json(out_dir / "sweep.json", _metadata(parsed, len(points), len(points) - len(todo), timings,
+                                                     time.perf_counter() - started))
+    return table
+
+
+def _summary(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> dict:
+    result = summarise(cfg, errors, fractions)
+    return {"generation": result.generation.tolist(), "mean": result.mean.tolist(), "stderr": result.stderr.tolist(),
+            "ci_low": result.ci_low.tolist(), "ci_high": result.ci_high.tolist(),
+            "median": np.median(errors, axis=0).tolist(),
+            "edit_fraction": None if result.edit_fraction is None else result.edit_fraction.tolist(),
+            "base": result.base}
+
+
+def _run_path(out_dir: Path, cfg: SimConfig) -> Path:
+    return out_dir / "runs" / f"{config_digest(cfg)[:24]}.json"
+
+
+def _stored(out_dir: Optional[Path], cfg: SimConfig) -> Optional[dict]:
+    """The summary of ``cfg`` finished in ``out_dir`` by an earlier run, if any."""
+    if out_dir is None or not _run_path(out_dir, cfg).exists():
+        return None
+    try:
+        data = json.loads(_run_path(out_dir, cfg).read_text())
+    except (json.JSONDecodeError, OSError):
+        return None
+    return data["summary"] if data.get("digest") == config_digest(cfg) else None
+
+
+def _store(out_dir: Optional[Path], cfg: SimConfig, summary: dict) -> None:
+    if out_dir is not None and jax.process_index() == 0:
+        write_json(_run_path(out_dir, cfg), {"digest": config_digest(cfg), "config": cfg.to_dict(), "summary": summary})
+
+
+def _table(points: list[tuple[dict, SimConfig]], summaries: dict[int, dict]) -> pd.DataFrame:
+    columns: dict[str, list] = {key: [] for key in [*points[0][0], *STATISTICS]}
+    for i, (params, cfg) in enumerate(points):
+        summary, rows = summaries[i], cfg.generations + 1
+        for key, value in params.items():
+            columns[key] += [value] * rows
+        for key in STATISTICS:
+            value = summary[key]
+            columns[key] += ([value] * rows if key == "base" else [np.nan] * rows if value is None else value)
+    return pd.DataFrame(columns)
+
+
+def _metadata(grid: Grid, n_configs: int, n_skipped: int, timings: list[dict], wall: float) -> dict:
+    return {
+        "grid": grid.values, "source": grid.source, "configurations": n_configs,
+        "finished_before": n_skipped, "columns": [*grid_keys(), MASKS_FILE, *STATISTICS],
+        "devices": describe(trial_mesh()),
+        "versions": {"linreg_collapse": __version__, "jax": jax.__version__, "numpy": np.__version__,
+                     "pandas": pd.__version__, "python": platform.python_version()},
+        "timings": {"wall_seconds": wall, "compile_seconds": sum(t["compile_seconds"] for t in timings),
+                    "run_seconds": sum(t["run_seconds"] for t in timings), "batches": timings},
+    }
