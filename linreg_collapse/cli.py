@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-from .errors import InputError
+from . import __version__
+from .errors import InputError, ResourceError
 
 PROG = "linreg-collapse"
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=PROG, description="Model collapse in linear regression and its cure by token-level editing (ToEdit): "
                                "simulate, derive, verify, plot; and the same experiments on a small language model.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except ResourceError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # an unreadable input or unwritable output found mid-run
         print(f"{PROG}: error: {err.strerror or err}: {err.filename!r}", file=sys.stderr)
         return 2

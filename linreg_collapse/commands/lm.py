@@ -12,6 +12,7 @@ import json
 import sys
 
 from ..errors import require
+from ..progress import add_progress_argument
 
 
 def register(subparsers) -> None:
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
     train.add_argument("--preset", default="tiny", help="model and training preset (tiny|small)")
     train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(train)
     train.set_defaults(run=run_train)
 
     edit = commands.add_parser("edit", help="edit a corpus token by token with a model (ToEdit)")
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     experiment = commands.add_parser("experiment", help="iterative regimes and mixing experiment (resumable)")
     experiment.add_argument("--preset", default="tiny", help="tiny (CPU, minutes) | small (GPU)")
     experiment.add_argument("--out", default="results/lm", help="output folder; rerunning continues a run")
-    experiment.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(experiment)
     experiment.set_defaults(run=run_experiment)
 
 
