@@ -8,7 +8,7 @@ that fit, so ``replace`` reaches ``n + 1`` at generation n (the ToEdit paper cou
 Artists carry labels that the tests read: a simulated series is a line plus a 95% t-interval band (a
 ``PolyCollection``), both labelled with the setting; theory meant to match it is a dashed line
 ``"<setting> theory"``; a limit it need not match (d/T -> 0) is a dotted line ``"<setting> d/T→0 limit"``.
-:func:`write_all` writes every figure as PNG and PDF.
+:func:`write_all` writes every figure as PNG and PDF, reusing those already drawn with the same settings.
 
 The simulations share one trial count and a few shapes so that JAX compiles each program once
 (1-4 s each on a CPU); sweeps change only traced parameters (p, eta, tau).
@@ -28,15 +28,17 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from tqdm import tqdm
 
-from . import theory
+from . import __version__, theory
 from .config import SimConfig
 from .errors import InputError
 from .io import atomic_path, check_writable
+from .manifest import Manifest
+from .progress import Progress
 from .simulate import SimResult, mean_interval, simulate
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
 
+MANIFEST = "manifest.json"  # beside the figures: what each was drawn from (write_all reuses unchanged ones)
 THEORY = "theory"
 LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
@@ -420,11 +422,30 @@ def write_figure(name: str, out_dir: str | os.PathLike, settings: FigureSettings
     return save_figure(FIGURES[name](settings), out_dir, name)
 
 
-def write_all(out_dir: str | os.PathLike, progress: bool = True,
-              settings: FigureSettings = FigureSettings()) -> list[Path]:
-    """Write every figure of :data:`FIGURES` to ``out_dir`` as PNG and PDF; return the paths written."""
-    check_writable("--out", Path(out_dir) / f"{next(iter(FIGURES))}.png")
-    paths = []
-    for name in tqdm(FIGURES, desc="figures", unit="figure", disable=not progress):
-        paths += write_figure(name, out_dir, settings)
-    return paths
+def write_all(out_dir: str | os.PathLike, progress: bool = True, settings: FigureSettings = FigureSettings(),
+              names=None, reuse: bool = True) -> tuple[list[Path], list[str]]:
+    """Write the figures ``names`` (default: every figure of :data:`FIGURES`) to ``out_dir`` as PNG and PDF.
+
+    With ``reuse``, a figure whose files ``out_dir/manifest.json`` records as drawn with the same settings
+    and which are still there unchanged is not drawn again. Returns (the paths of every figure, the names
+    of those reused).
+    """
+    names = list(FIGURES) if names is None else list(names)
+    for name in names:
+        if name not in FIGURES:
+            raise InputError(f"figure {name!r} is not one of {', '.join(FIGURES)}")
+    check_writable("--out", Path(out_dir) / f"{names[0]}.png")
+    manifest = Manifest(Path(out_dir) / MANIFEST)
+    paths, reused = [], []
+    with Progress(len(names), "figures", "figure", enabled=progress) as bar:
+        for name in names:
+            inputs = {"figure": name, "settings": dataclasses.asdict(settings), "version": __version__}
+            found = manifest.reusable(name, inputs) if reuse else None
+            if found is not None:
+                reused.append(name)
+            else:
+                found = write_figure(name, out_dir, settings)
+                manifest.record(name, inputs, found)
+            paths += found
+            bar.update(1, note=f"{name} (reused)" if reused[-1:] == [name] else name)
+    return paths, reused

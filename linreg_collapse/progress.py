@@ -4,7 +4,9 @@ On a terminal a tqdm bar redraws in place. When stderr is not a terminal (a log 
 redrawn bar would write thousands of updates with cursor escapes, so :class:`Progress` writes plain
 lines instead: one per finished step, or one per 5% of the steps when there are more than
 :data:`MAX_LOG_LINES` of them (a training loop), and always one for the last step. ``enabled=False``
-(the commands' ``--no-progress``) writes nothing.
+(the commands' ``--no-progress``) writes nothing. Loops inside a reported step (a run's chunks inside a
+job's runs, a model's training steps inside an experiment) report only on a terminal (:func:`inner`): in a
+log the outer step's line says enough.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ def add_progress_argument(parser: argparse.ArgumentParser) -> None:
     """The ``--no-progress`` flag every command takes."""
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress report on stderr (by default a bar on a terminal, plain lines otherwise)")
+
+
+def inner(enabled: bool) -> bool:
+    """Whether a loop inside a reported step reports too: only on a terminal, where its bar redraws in place."""
+    return enabled and sys.stderr.isatty()
 
 
 class Progress:

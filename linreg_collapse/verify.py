@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import SimConfig
 from .exact import conditional_errors
+from .progress import track
 from .simulate import mean_interval
 from .theory import evaluate, realised_fractions, relative_bounds, relative_error_curve, results
 
@@ -157,22 +158,23 @@ def sample_key(cfg: SimConfig) -> tuple:
     return cfg, None if cfg.masks is None else np.asarray(cfg.masks, np.float64).tobytes()
 
 
-def relative_samples(checks: list[Check],
-                     estimator: Callable[[SimConfig], np.ndarray] = conditional_errors) -> dict[tuple, np.ndarray]:
+def relative_samples(checks: list[Check], estimator: Callable[[SimConfig], np.ndarray] = conditional_errors,
+                     progress: bool = False) -> dict[tuple, np.ndarray]:
     """Per-design E_test/BASE, [trials, G+1], for each distinct configuration of ``checks`` (computed once),
     keyed by :func:`sample_key`."""
     out: dict[tuple, np.ndarray] = {}
+    distinct: dict[tuple, SimConfig] = {}
     for check in checks:
-        key = sample_key(check.cfg)
-        if key not in out:
-            out[key] = estimator(check.cfg) / check.cfg.base
+        distinct.setdefault(sample_key(check.cfg), check.cfg)
+    for key, cfg in track(distinct.items(), "verify", "configuration", enabled=progress):
+        out[key] = estimator(cfg) / cfg.base
     return out
 
 
-def run_checks(checks: list[Check]) -> tuple[list[Outcome], float]:
+def run_checks(checks: list[Check], progress: bool = False) -> tuple[list[Outcome], float]:
     """Judge every check; returns the outcomes and the wall time in seconds."""
     start = time.perf_counter()
-    samples = relative_samples(checks)
+    samples = relative_samples(checks, progress=progress)
     outcomes = [judge(c, samples[sample_key(c.cfg)][:, c.generation]) for c in checks]
     return outcomes, time.perf_counter() - start
 

@@ -6,6 +6,7 @@ import argparse
 
 from ..errors import require
 from ..io import check_writable, write_json
+from ..progress import add_progress_argument
 from ..verify import LEVEL, default_checks, format_table, run_checks
 
 
@@ -18,13 +19,14 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every configuration (default 0)")
     p.add_argument("--json", metavar="PATH", default="results/verify.json",
                    help="where to write the results (default results/verify.json)")
+    add_progress_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     require(args.seed >= 0, f"--seed {args.seed} must be >= 0")
     check_writable("--json", args.json)
-    outcomes, wall = run_checks(default_checks(args.seed))
+    outcomes, wall = run_checks(default_checks(args.seed), progress=not args.no_progress)
     print(format_table(outcomes))
     print(f"wall time {wall:.1f} s")
     passed = all(o.passed for o in outcomes)

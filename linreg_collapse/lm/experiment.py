@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import require
 from ..io import atomic_path, write_json
-from ..progress import Progress
+from ..progress import Progress, inner
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
 from .model import ModelConfig, load_checkpoint, save_checkpoint
@@ -196,7 +196,8 @@ class Experiment:
             model, corpus = self.store.load(name)
         else:
             corpus, extra = make_corpus()
-            model, losses = train(self.preset.model, corpus, self.preset.train, train_seed, self.progress, desc=name)
+            model, losses = train(self.preset.model, corpus, self.preset.train, train_seed, inner(self.progress),
+                                  desc=name)
             metrics = {
                 **extra,
                 "final_train_loss": float(losses[-20:].mean()),
