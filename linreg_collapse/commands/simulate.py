@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, inapplicable, load_masks
+from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, inapplicable,
+                      load_masks)
 from ..errors import InputError
 from ..io import check_writable, write_json
 from ..progress import add_progress_argument
