@@ -243,8 +243,8 @@ def edit_budget_configs(s: FigureSettings, edit_op: str, mask: str) -> list[SimC
 EDIT_BUDGET_BOUNDS = {
     "perturb": {"edit-perturb-paper-bound": PAPER_BOUND},
     "resample": {"edit-perturb-paper-bound": PAPER_BOUND,
-                 "edit-resample-disjoint-sup": "sup over disjoint schedules 2e^Q − 1 (d/T→0, Q ≤ 1)",
-                 "edit-resample-gronwall": "Grönwall bound e^{2Q} (d/T→0, Q ≤ 1)"},
+                 "edit-resample-disjoint-sup": "sup over disjoint schedules 2e$^{Q}$ − 1 (d/T→0, Q ≤ 1)",
+                 "edit-resample-gronwall": "Grönwall bound e$^{2Q}$ (d/T→0, Q ≤ 1)"},
 }
 
 
@@ -269,7 +269,7 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
                 curves = [theory_curve(r.config) for r in results]
                 draw_theory(ax, budget, [c[0][-1] for c in curves], label, color, curves[0][1])
                 kinds.add(curves[0][1])
-            top = 1.1 * max(ax.dataLim.y1, 2.0)  # simulations, their bands and theory; the paper's bound 2
+            low, top = min(ax.dataLim.y0, 1.0), 1.1 * max(ax.dataLim.y1, 2.0)  # data, bands, theory; the paper's 2
             for (name, label), color in zip(EDIT_BUDGET_BOUNDS[op].items(), bound_colors):
                 values = edit_budget_bound(name, budget_axis)
                 ax.plot(budget_axis, values, "-", color=color, linewidth=1.0, label=label, zorder=1.5)
@@ -277,12 +277,12 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
                     leaves = budget_axis[np.argmax(values > top)]
                     ax.annotate(f"→ {values[-1]:.2f} at Q = 1", (leaves, top), xytext=(3, -10),
                                 textcoords="offset points", color=color, fontsize=7)
-            ax.set_ylim(0.9, top)
+            ax.set_ylim(low - 0.03 * (top - low), top)
             ax.set_title(f"{op} proposal")
             ax.set_xlabel("total edit budget Q = Σₙ pₙ (realised)")
             ax.set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
             handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
-            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left")
+            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left" if op == "perturb" else "lower right")
         fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, {s.trials} trials)")
     return fig
 

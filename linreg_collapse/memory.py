@@ -34,7 +34,9 @@ from .config import SimConfig
 from .errors import InputError
 
 ENV_OVERRIDE = "LINREG_MEMORY_BYTES"
-CHUNK_SHARE = 0.5  # one chunk may use at most this share of the memory available
+CHUNK_BYTES = 512 * 2**20  # a chunk's budget: fixed, so the chunk size (and with it XLA's program) depends
+# on the configuration alone and a run's numbers are bit-identical from machine to machine ...
+CHUNK_SHARE = 0.5  # ... unless this share of the memory available is smaller
 FLOAT32_FACTOR = 0.6  # bytes of a float32 trial / bytes of the same trial in float64
 OVERHEAD_BYTES = 1 << 20  # per chunk: parameters, keys, outputs, user masks aside
 
@@ -83,10 +85,11 @@ def available_bytes() -> tuple[int, str]:
 
 
 def plan_chunk(cfg: SimConfig, most: int) -> int:
-    """Trials per chunk: at most ``most`` and ``cfg.trials``, and as many as fit in :data:`CHUNK_SHARE`
-    of the memory available, down to one; InputError (:func:`check_fits`) when one does not fit."""
+    """Trials per chunk: at most ``most`` and ``cfg.trials``, and as many as fit in :data:`CHUNK_BYTES`, or
+    in :data:`CHUNK_SHARE` of the memory available when that is less, down to one; InputError
+    (:func:`check_fits`) when one does not fit."""
     available, _ = check_fits(cfg)
-    budget = CHUNK_SHARE * available - chunk_bytes(cfg, 0)
+    budget = min(CHUNK_BYTES, CHUNK_SHARE * available) - chunk_bytes(cfg, 0)
     return int(max(1, min(most, cfg.trials, budget // trial_bytes(cfg))))
 
 

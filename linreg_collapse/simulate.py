@@ -1,9 +1,10 @@
 """The simulator: ``lax.scan`` over generations inside ``vmap`` over trials, one jitted program.
 
 Trial i uses the key ``fold_in(k_trials, i)`` where ``k_wstar, k_trials = split(key(seed))``, so a
-trial's random draws do not depend on how many trials run beside it. Trials run in chunks of at most
-``CHUNK_TRIALS`` (fewer when memory is short, see :mod:`.memory`; the last chunk padded), which drives the
-progress report, bounds memory, and lets a run resume from a checkpoint of finished chunks.
+trial's random draws do not depend on how many trials run beside it (its errors do, in the last bit: XLA
+compiles a large chunk with another floating-point evaluation order than a small one). Trials run in
+chunks of at most ``CHUNK_TRIALS`` (fewer for large trials, see :mod:`.memory`; the last chunk padded),
+which drives the progress report, bounds memory, and lets a run resume from a checkpoint of finished chunks.
 """
 
 from __future__ import annotations
