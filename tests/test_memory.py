@@ -81,7 +81,7 @@ def _cli(*argv, env=None):
 
 
 def test_oversized_run_exits_2_in_one_line_writing_nothing(tmp_path):
-    out = tmp_path / "big.json"
+    out = tmp_path / "new" / "big.json"
     proc = _cli("simulate", "--T", "100000000", "--d", "10", "--trials", "2", "--generations", "1",
                 "--json", str(out), env={memory.ENV_OVERRIDE: str(16 * 2**30)})
     assert proc.returncode == 2

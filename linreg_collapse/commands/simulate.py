@@ -13,6 +13,7 @@ from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASK
                       load_masks)
 from ..errors import InputError
 from ..io import check_writable, write_json
+from ..memory import check_fits
 from ..progress import add_progress_argument
 from ..simulate import SimResult, simulate, stored_result
 
@@ -109,6 +110,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_fits(cfg)  # before anything is written or compiled
     if args.json:
         check_writable("--json", args.json)
         stored = stored_result(args.json, cfg)
