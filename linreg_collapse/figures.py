@@ -26,6 +26,7 @@ import matplotlib
 import numpy as np
 import sympy as sp
 from matplotlib import ticker
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -184,7 +185,7 @@ def generation_configs(s: FigureSettings) -> list[SimConfig]:
     ]
 
 
-def draw_ratio(ax, result: SimResult, kinds: set) -> None:
+def draw_ratio(ax, result: SimResult) -> None:
     """Simulation / theory against generation (markers and band), for a run theory has a curve for."""
     curve = theory_curve(result.config)
     if curve is None:
@@ -193,7 +194,6 @@ def draw_ratio(ax, result: SimResult, kinds: set) -> None:
     ratio = [values / curve[0] for values in relative(result)]
     marker = "o" if curve[1] == THEORY else "D"
     draw_band(ax, result.generation, *ratio, f"{label} (÷ {curve[1]})", color, marker=marker)
-    kinds.add(curve[1])
 
 
 def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
@@ -210,7 +210,7 @@ def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
             kinds: set = set()
             for result in row_results:
                 draw_run(ax_error, result, kinds)
-                draw_ratio(ax_ratio, result, set())
+                draw_ratio(ax_ratio, result)
             ax_error.set_ylabel(f"test error / {BASE_LABEL}")
             ax_error.set_title(f"{title}: test error")
             ax_ratio.axhline(1.0, color="0.4", linewidth=0.8, zorder=1)
@@ -379,7 +379,7 @@ def draw_heatmap(fig, ax, simulated, predicted, kind: str, title: str, xlabel: s
     both, so every contour level is on the bar (marked there too); labels that would overlap are dropped."""
     values = np.asarray(predicted[2])
     low, high = values.min(), values.max()
-    norm = matplotlib.colors.Normalize(min(low, np.min(simulated[2])), max(high, np.max(simulated[2])))
+    norm = Normalize(min(low, np.min(simulated[2])), max(high, np.max(simulated[2])))
     mesh = ax.pcolormesh(*simulated, shading="nearest", cmap="viridis", norm=norm, label="simulation")
     bar = fig.colorbar(mesh, ax=ax)
     bar.set_label(f"simulated test error / {BASE_LABEL}")
