@@ -37,7 +37,7 @@ RUNS = {
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="the main job: simulate every regime, print the table, write results",
-                              description=__doc__)
+                              description=__doc__.replace("``", ""))  # --help shows plain text
     p.add_argument("--out", default="results", help="output directory (default: results)")
     p.add_argument("--trials", type=int, default=DEFAULT.trials)
     p.add_argument("--generations", type=int, default=DEFAULT.generations)
