@@ -20,13 +20,17 @@ sim = importlib.import_module("linreg_collapse.simulate")  # the module (the pac
 ROOT = Path(__file__).resolve().parents[1]
 
 # One shape per distinct memory model: fixed and fresh designs, the subsample pool (labels; rows too),
-# the edit path, float32.
+# the edit path, float32. Each is one compile (seconds); the last two run with LINREG_FULL=1.
 SHAPES = {
     "replace fixed": dict(regime="replace", T=400, d=20, generations=3),
     "subsample fresh": dict(regime="accumulate-subsample", design="fresh", T=300, d=8, generations=12),
     "subsample fixed": dict(regime="accumulate-subsample", T=300, d=8, generations=12),
     "edit disjoint float32": dict(regime="edit", mask="disjoint", T=400, d=20, generations=3, dtype="float32"),
 }
+FULL_ONLY = {"subsample fixed", "edit disjoint float32"}
+FULL = os.environ.get("LINREG_FULL") == "1"
+# The chunked-run tests share one program (same static shape and batch size) so it compiles once.
+SMALL_RUN = dict(regime="replace", T=30, d=5, generations=2)
 
 
 def measured_bytes(cfg: SimConfig, trials: int) -> int:
@@ -38,7 +42,8 @@ def measured_bytes(cfg: SimConfig, trials: int) -> int:
             - stats.alias_size_in_bytes)
 
 
-@pytest.mark.parametrize("name", list(SHAPES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.skipif(
+    n in FULL_ONLY and not FULL, reason="LINREG_FULL=1 checks every memory model")) for n in SHAPES])
 def test_estimate_within_a_factor_2_of_xla(name):
     cfg = SimConfig(trials=8, **SHAPES[name])
     estimate = memory.trial_bytes(cfg) * 8
@@ -66,11 +71,10 @@ def test_available_memory_is_positive_and_named(monkeypatch):
 
 
 def test_a_run_that_fits_only_in_small_chunks_completes_with_the_same_numbers(tmp_path, monkeypatch):
-    cfg = SimConfig(regime="edit", mask="disjoint", edit_fraction=0.5, decay=0.5, T=40, d=5, generations=3,
-                    trials=9)
+    cfg = SimConfig(trials=10, **SMALL_RUN)
     whole = sim.run_trials(cfg)[0]
-    monkeypatch.setenv(memory.ENV_OVERRIDE, str(2 * memory.chunk_bytes(cfg, 2)))
-    assert sim.chunk_size(cfg) == 2
+    monkeypatch.setenv(memory.ENV_OVERRIDE, str(2 * memory.chunk_bytes(cfg, 4)))
+    assert sim.chunk_size(cfg) == 4
     chunked = sim.run_trials(cfg, checkpoint=tmp_path / "c.npz")[0]
     np.testing.assert_allclose(chunked, whole, rtol=1e-12)
 
@@ -93,7 +97,7 @@ def test_oversized_run_exits_2_in_one_line_writing_nothing(tmp_path):
 
 def test_resource_failure_inside_jax_is_one_line_and_keeps_finished_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(sim, "CHUNK_TRIALS", 4)
-    cfg = SimConfig(regime="replace", T=30, d=5, generations=2, trials=10)
+    cfg = SimConfig(trials=10, **SMALL_RUN)
     real_runner = sim.compiled_runner
 
     def failing_third_chunk(*static):
