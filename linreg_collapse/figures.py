@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from . import __version__, theory
+from . import theory
 from .config import SimConfig
 from .errors import InputError
 from .io import atomic_path, check_writable
-from .manifest import Manifest
+from .manifest import Manifest, code_fingerprint
 from .progress import Progress
 from .simulate import SimResult, mean_interval, simulate
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
@@ -485,7 +485,7 @@ def write_all(out_dir: str | os.PathLike, progress: bool = True, settings: Figur
     """Write the figures ``names`` (default: every figure of :data:`FIGURES`) to ``out_dir`` as PNG and PDF.
 
     With ``reuse``, a figure whose files ``out_dir/manifest.json`` records as drawn with the same settings
-    and which are still there unchanged is not drawn again. Returns (the paths of every figure, the names
+    by the same code, and which are still there unchanged, is not drawn again. Returns (the paths of every figure, the names
     of those reused).
     """
     names = list(FIGURES) if names is None else list(names)
@@ -497,7 +497,7 @@ def write_all(out_dir: str | os.PathLike, progress: bool = True, settings: Figur
     paths, reused = [], []
     with Progress(len(names), "figures", "figure", enabled=progress) as bar:
         for name in names:
-            inputs = {"figure": name, "settings": dataclasses.asdict(settings), "version": __version__}
+            inputs = {"figure": name, "settings": dataclasses.asdict(settings), "code": code_fingerprint()}
             found = manifest.reusable(name, inputs) if reuse else None
             if found is not None:
                 reused.append(name)

@@ -1,9 +1,11 @@
 """Reuse of finished outputs: a manifest (JSON) beside them records, for each step, the fingerprint of
-what the step was made from and the SHA-256 of every file it wrote. A rerun skips a step whose
-fingerprint is unchanged and whose files are all present and unmodified, and redoes it otherwise."""
+what the step was made from (its settings and :func:`code_fingerprint`) and the SHA-256 of every file it
+wrote. A rerun skips a step whose fingerprint is unchanged and whose files are all present and
+unmodified, and redoes it otherwise."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -12,10 +14,21 @@ from typing import Any, Optional
 
 from .io import write_json
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+
 
 def fingerprint(inputs: Any) -> str:
     """SHA-256 of ``inputs`` (anything JSON can write) as canonical JSON."""
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of the package's Python sources: any change to the code makes earlier outputs stale."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(PACKAGE_DIR)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def file_digest(path: str | os.PathLike) -> str:

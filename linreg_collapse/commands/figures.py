@@ -9,8 +9,8 @@ from ..progress import add_progress_argument
 
 DEFAULTS = FigureSettings()
 DESCRIPTION = ("Draw the theorem figures (simulation bands against theory) as PNG and PDF, deterministic from "
-               f"--seed; captions in paper_figs/README.md. A figure already drawn with the same settings (recorded "
-               f"in {MANIFEST} beside it) is reused, not drawn again, unless --redraw.")
+               f"--seed; captions in paper_figs/README.md. A figure already drawn with the same settings by the "
+               f"same code (recorded in {MANIFEST} beside it) is reused, not drawn again, unless --redraw.")
 
 
 def register(subparsers) -> None:

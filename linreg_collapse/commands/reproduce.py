@@ -11,11 +11,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from .. import __version__
 from ..config import SimConfig
 from ..errors import require
 from ..io import check_writable, write_json
-from ..manifest import Manifest
+from ..manifest import Manifest, code_fingerprint
 from ..progress import Progress, add_progress_argument, inner
 from ..simulate import simulate, stored_result
 from ..theory import expected_relative_error, theory_kind
@@ -96,7 +95,7 @@ def _language_model(out: Path, progress: bool) -> None:
     from ..lm.experiment import PRESETS, preset_dict, run_default
 
     manifest = Manifest(out / "manifest.json")
-    inputs = {"preset": preset_dict(PRESETS["tiny"]), "version": __version__}
+    inputs = {"preset": preset_dict(PRESETS["tiny"]), "code": code_fingerprint()}
     if manifest.reusable("experiment", inputs) is not None:
         print(f"reused the language-model experiment (tiny preset) in {out}/ (finished, same settings)", flush=True)
         return
