@@ -254,7 +254,7 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
     Each panel has its own y range, fitted to its data and bounds; a bound that leaves it is clipped and its
     end value written where it leaves."""
     with figure_style():
-        fig = Figure(figsize=(10.5, 4.4))
+        fig = Figure(figsize=(10.5, 5.6))
         axes = fig.subplots(1, 2)
         budget_axis = np.linspace(0.0, 1.0, 101)
         bound_colors = ("#D55E00", "0.35", "0.6")
@@ -282,7 +282,8 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
             ax.set_xlabel("total edit budget Q = Σₙ pₙ (realised)")
             ax.set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
             handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
-            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left" if op == "perturb" else "lower right")
+            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper center", bbox_to_anchor=(0.5, -0.17),
+                      ncols=2)  # below the panel: the data fill the frame
         fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, {s.trials} trials)")
     return fig
 
