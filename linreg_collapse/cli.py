@@ -14,8 +14,9 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .compilation_cache import enable_compilation_cache
-from .errors import InputError
+from .errors import InputError, ResourceError
 
 PROG = "linreg-collapse"
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(
         prog=PROG, description="Model collapse in linear regression and its cure by token-level editing (ToEdit): "
                                "simulate, derive, verify, plot; and the same experiments on a small language model.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -57,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 2
+    except ResourceError as err:
+        print(f"{PROG}: error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # an unreadable input or unwritable output found mid-run
         print(f"{PROG}: error: {err.strerror or err}: {err.filename!r}", file=sys.stderr)
         return 2

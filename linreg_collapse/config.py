@@ -7,6 +7,7 @@ Every constraint a user can break is checked here, before any computation, and r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from typing import Optional
 
@@ -75,16 +76,48 @@ class SimConfig:
         return base_error(self.T, self.d, self.sigma)
 
     def to_dict(self) -> dict:
-        """JSON-ready description (user masks summarised by their shape)."""
+        """JSON-ready description (user masks summarised by their shape and SHA-256)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "masks"}
         if self.masks is not None:
             out["masks_shape"] = list(self.masks.shape)
+            out["masks_sha256"] = hashlib.sha256(np.ascontiguousarray(self.masks, np.float64).tobytes()).hexdigest()
         return out
 
 
 def base_error(T: int, d: int, sigma: float) -> float:
     """E||w_OLS - w*||^2_Sigma = sigma^2 d / (T - d - 1) for T > d + 1 (mean of the inverse Wishart)."""
     return sigma**2 * d / (T - d - 1)
+
+
+# Which settings each field needs in order to have any effect: field -> {setting field: values it may take}.
+# A field given explicitly while one of its settings takes another value is refused (see inapplicable).
+# To add a field that matters only in some runs, add one row here, e.g. ``"ridge": {"estimator": ("ridge",)}``;
+# fields without a row apply to every run.
+APPLIES_WHEN: dict[str, dict[str, tuple]] = {
+    "alpha": {"cov": ("powerlaw",)},
+    "edit_op": {"regime": ("edit",)},
+    "mask": {"regime": ("edit",)},
+    "edit_fraction": {"regime": ("edit",), "mask": ("random", "disjoint")},
+    "decay": {"regime": ("edit",), "mask": ("disjoint",)},
+    "threshold": {"regime": ("edit",), "mask": ("threshold",)},
+    "masks": {"regime": ("edit",), "mask": ("file",)},
+}
+
+
+def inapplicable(settings, given, table: dict = APPLIES_WHEN) -> Optional[tuple[str, str, str]]:
+    """The first field of ``given`` (fields set explicitly) that ``settings`` gives no effect, per
+    ``table`` (default :data:`APPLIES_WHEN`), as ``(field, setting, allowed values)``; None when every
+    given field applies.
+
+    ``settings``: a SimConfig or any object with the setting fields as attributes; a setting that is
+    None (left open, e.g. ``bound`` without ``--mask``) admits every value.
+    """
+    for field in given:
+        for setting, allowed in table.get(field, {}).items():
+            value = getattr(settings, setting, None)
+            if value is not None and value not in allowed:
+                return field, setting, " or ".join(map(str, allowed))
+    return None
 
 
 def _finite(name: str, value) -> None:
@@ -140,7 +173,7 @@ def _validate_masks(masks, generations: int, T: int) -> None:
             f"masks shape {masks.shape} must be (generations, T) = ({generations}, {T})")
     require(np.issubdtype(masks.dtype, np.number) and not np.iscomplexobj(masks), "masks must be real numbers")
     require(bool(np.all(np.isfinite(masks))), "masks must be finite (found NaN or inf)")
-    lo, hi = float(masks.min(initial=0.0)), float(masks.max(initial=0.0))
+    lo, hi = (float(masks.min()), float(masks.max())) if masks.size else (0.0, 0.0)
     require(lo >= 0 and hi <= 1, f"masks values must lie in [0, 1] (found min {lo:g}, max {hi:g})")
 
 

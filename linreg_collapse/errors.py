@@ -1,4 +1,4 @@
-"""One error type for bad user input: the CLI turns it into a one-line message and exit code 2."""
+"""Errors the CLI reports in one line: bad user input (exit code 2) and resource failures (exit code 1)."""
 
 
 class InputError(ValueError):
@@ -9,3 +9,7 @@ def require(condition: bool, message: str) -> None:
     """Raise :class:`InputError` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise InputError(message)
+
+
+class ResourceError(RuntimeError):
+    """A run that failed for want of a resource (memory, a device) after it started; one-line message."""

@@ -5,10 +5,11 @@ from ``settings.seed``) and returns a matplotlib Figure drawn in the package sty
 relative to ``base = sigma^2 d/(T-d-1)``, the expected error of one OLS fit on real data; generation 0 is
 that fit, so ``replace`` reaches ``n + 1`` at generation n (the ToEdit paper counts it as n).
 
-Artists carry labels that the tests read: a simulated series is a line plus a 95% t-interval band (a
-``PolyCollection``), both labelled with the setting; theory meant to match it is a dashed line
-``"<setting> theory"``; a limit it need not match (d/T -> 0) is a dotted line ``"<setting> d/T→0 limit"``.
-:func:`write_all` writes every figure as PNG and PDF.
+Artists carry labels that the tests read: a simulated series is markers (a line artist without a line)
+plus a 95% t-interval band (a ``PolyCollection``), both labelled with the setting; theory meant to match it
+is a dashed line ``"<setting> theory"`` drawn on top of them, so both stay visible; a limit it need not
+match (d/T -> 0) is a dotted line ``"<setting> d/T→0 limit"``.
+:func:`write_all` writes every figure as PNG and PDF, reusing those already drawn with the same settings.
 
 The simulations share one trial count and a few shapes so that JAX compiles each program once
 (1-4 s each on a CPU); each figure's grid runs through :func:`~linreg_collapse.sweep.simulate_many`, which
@@ -26,16 +27,18 @@ import matplotlib
 import numpy as np
 import sympy as sp
 from matplotlib import ticker
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from tqdm import tqdm
 
 from . import theory
 from .config import SimConfig
 from .errors import InputError
 from .figure_settings import FigureSettings
 from .io import atomic_path, check_writable
+from .manifest import MANIFEST, Manifest, code_fingerprint
+from .progress import Progress
 from .simulate import SimResult, mean_interval
 from .sweep import simulate_many
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
@@ -43,7 +46,7 @@ from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE
 THEORY = "theory"
 LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
-PAPER_BOUND = "paper's bound 2σ²d/(T−d−1) (Q ≤ 1)"
+PAPER_BOUND = "paper's bound: 2 base (Q ≤ 1)"
 
 
 def setting_name(cfg: SimConfig) -> str:
@@ -93,20 +96,21 @@ def edit_budget_bound(name: str, budgets: np.ndarray) -> np.ndarray:
 
 
 def draw_band(ax, x, mean, low, high, label: str, color: str, marker: str = "o") -> None:
-    """Simulation mean (markers on a thin line) and its interval (band), both labelled ``label``."""
+    """Simulation mean (markers, no line) and its interval (band), both labelled ``label``."""
     ax.fill_between(x, low, high, color=color, alpha=BAND_ALPHA, linewidth=0, label=label)
-    ax.plot(x, mean, marker=marker, color=color, label=label, markersize=3.5, linewidth=0.8, alpha=0.9)
+    ax.plot(x, mean, marker=marker, linestyle="none", color=color, label=label, markersize=4,
+            markeredgecolor="white", markeredgewidth=0.5, zorder=2.5)
 
 
 def draw_theory(ax, x, values, label: str, color: str, kind: str = THEORY) -> None:
-    """Theory line ``"<label> <kind>"`` above the simulation: dashed for theory, dotted for a limit."""
+    """Theory line ``"<label> <kind>"`` on top of the simulation markers: dashed for theory, dotted for a limit."""
     style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
-    ax.plot(x, values, style, color=color, label=f"{label} {kind}", linewidth=1.5, zorder=3)
+    ax.plot(x, values, style, color=color, label=f"{label} {kind}", linewidth=1.4, zorder=3)
 
 
 def style_handles(kinds=(THEORY,), simulation: str = "simulation mean, 95% CI band") -> list:
     """Legend entries for the line styles: simulation, then each kind of theory line drawn."""
-    handles = [Line2D([], [], color="0.3", marker="o", markersize=3, linewidth=0.8, label=simulation)]
+    handles = [Line2D([], [], color="0.3", marker="o", markersize=4, linestyle="none", label=simulation)]
     styles = {THEORY: THEORY_LINESTYLE, LIMIT: LIMIT_LINESTYLE}
     return handles + [Line2D([], [], color="0.3", linestyle=styles[k], label=k) for k in styles if k in kinds]
 
@@ -154,29 +158,46 @@ def generation_configs(s: FigureSettings) -> list[SimConfig]:
     ]
 
 
+def draw_ratio(ax, result: SimResult) -> None:
+    """Simulation / theory against generation (markers and band), for a run theory has a curve for."""
+    curve = theory_curve(result.config)
+    if curve is None:
+        return
+    label, color = setting_label(result.config), SETTING_COLORS[setting_name(result.config)]
+    ratio = [values / curve[0] for values in relative(result)]
+    marker = "o" if curve[1] == THEORY else "D"
+    draw_band(ax, result.generation, *ratio, f"{label} (÷ {curve[1]})", color, marker=marker)
+
+
 def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
-    """Test error / base against generation, simulation bands and theory lines: retraining regimes
-    (top) and token-level editing (bottom), linear scale (left) and log scale (right)."""
+    """Test error / base against generation: retraining regimes (top) and token-level editing (bottom).
+    Left: simulation bands with theory lines on top. Right: simulation / theory with its band, so that a
+    gap too small to see on the left (or a limit the simulation need not reach) is read off against 1."""
     results = simulate_many(generation_configs(s))
     rows = {"retraining": [r for r in results if r.config.regime != "edit"],
             "token-level editing": [r for r in results if r.config.regime == "edit"]}
     with figure_style():
-        fig = Figure(figsize=(9.0, 7.0))
+        fig = Figure(figsize=(10.0, 7.0))
         axes = fig.subplots(2, 2)
-        for row_axes, (title, row_results) in zip(axes, rows.items()):
+        for (ax_error, ax_ratio), (title, row_results) in zip(axes, rows.items()):
             kinds: set = set()
-            for ax, scale in zip(row_axes, ("linear", "log")):
-                for result in row_results:
-                    draw_run(ax, result, kinds)
-                if scale == "log":
-                    plain_log_ticks(ax)
+            for result in row_results:
+                draw_run(ax_error, result, kinds)
+                draw_ratio(ax_ratio, result)
+            ax_error.set_ylabel(f"test error / {BASE_LABEL}")
+            ax_error.set_title(f"{title}: test error")
+            ax_ratio.axhline(1.0, color="0.4", linewidth=0.8, zorder=1)
+            ax_ratio.set_ylabel("simulation / theory")
+            ax_ratio.set_title(f"{title}: simulation / theory (95% CI)")
+            for ax in (ax_error, ax_ratio):
                 ax.set_xlabel("generation n (0 = fit on real data)")
-                ax.set_ylabel(f"test error / {BASE_LABEL}")
-                ax.set_title(f"{title}, {scale} scale")
                 ax.xaxis.get_major_locator().set_params(integer=True)
             colours = [Patch(color=SETTING_COLORS[setting_name(r.config)], label=setting_label(r.config))
                        for r in row_results]
-            row_axes[1].legend(handles=colours + style_handles(kinds), loc="center left", bbox_to_anchor=(1.02, 0.5))
+            if LIMIT in kinds:
+                colours.append(Line2D([], [], color="0.3", marker="D", markersize=4, linestyle="none",
+                                      label="right: against the d/T→0 limit"))
+            ax_ratio.legend(handles=colours + style_handles(kinds), loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"Test error across generations (T={s.T}, d={s.d}, σ={s.sigma:g}, {s.trials} trials)")
     return fig
 
@@ -195,17 +216,19 @@ def edit_budget_configs(s: FigureSettings, edit_op: str, mask: str) -> list[SimC
 EDIT_BUDGET_BOUNDS = {
     "perturb": {"edit-perturb-paper-bound": PAPER_BOUND},
     "resample": {"edit-perturb-paper-bound": PAPER_BOUND,
-                 "edit-resample-disjoint-sup": "sup over disjoint schedules (d/T→0, Q ≤ 1)",
-                 "edit-resample-gronwall": "Grönwall bound exp(2Q) (d/T→0, Q ≤ 1)"},
+                 "edit-resample-disjoint-sup": "sup over disjoint schedules 2e$^{Q}$ − 1 (d/T→0, Q ≤ 1)",
+                 "edit-resample-gronwall": "Grönwall bound e$^{2Q}$ (d/T→0, Q ≤ 1)"},
 }
 
 
 def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
     """Final test error / base against the realised total edit budget Q = sum_n p_n, perturb against
-    resample, random and disjoint masks, with theory at each schedule and the bounds of linreg_collapse.theory."""
+    resample, random and disjoint masks, with theory at each schedule and the bounds of linreg_collapse.theory.
+    Each panel has its own y range, fitted to its data and bounds; a bound that leaves it is clipped and its
+    end value written where it leaves."""
     with figure_style():
-        fig = Figure(figsize=(9.5, 4.2))
-        axes = fig.subplots(1, 2, sharey=True)
+        fig = Figure(figsize=(10.5, 5.6))
+        axes = fig.subplots(1, 2)
         budget_axis = np.linspace(0.0, 1.0, 101)
         bound_colors = ("#D55E00", "0.35", "0.6")
         for ax, op in zip(axes, ("perturb", "resample")):
@@ -219,13 +242,21 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
                 curves = [theory_curve(r.config) for r in results]
                 draw_theory(ax, budget, [c[0][-1] for c in curves], label, color, curves[0][1])
                 kinds.add(curves[0][1])
+            low, top = min(ax.dataLim.y0, 1.0), 1.1 * max(ax.dataLim.y1, 2.0)  # data, bands, theory; the paper's 2
             for (name, label), color in zip(EDIT_BUDGET_BOUNDS[op].items(), bound_colors):
-                ax.plot(budget_axis, edit_budget_bound(name, budget_axis), "-", color=color, linewidth=1.0, label=label)
+                values = edit_budget_bound(name, budget_axis)
+                ax.plot(budget_axis, values, "-", color=color, linewidth=1.0, label=label, zorder=1.5)
+                if values[-1] > top:  # clipped: say where it goes
+                    leaves = budget_axis[np.argmax(values > top)]
+                    ax.annotate(f"→ {values[-1]:.2f} at Q = 1", (leaves, top), xytext=(3, -10),
+                                textcoords="offset points", color=color, fontsize=7)
+            ax.set_ylim(low - 0.03 * (top - low), top)
             ax.set_title(f"{op} proposal")
             ax.set_xlabel("total edit budget Q = Σₙ pₙ (realised)")
+            ax.set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
             handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
-            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper left")
-        axes[0].set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
+            ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper center", bbox_to_anchor=(0.5, -0.17),
+                      ncols=2)  # below the panel: the data fill the frame
         fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, {s.trials} trials)")
     return fig
 
@@ -240,7 +271,9 @@ def samples_ratio_configs(s: FigureSettings) -> list[SimConfig]:
 
 def figure_error_vs_samples_ratio(s: FigureSettings = FigureSettings()) -> Figure:
     """Test error / sigma^2 after N generations against T/d for each regime: simulation points with
-    95% intervals and theory curves over every integer T in the range."""
+    95% intervals and theory curves over every integer T in the range. Each regime has its own marker
+    and its points are set slightly apart in x (by a few per cent, symmetric about the true T/d) so that
+    series with close values do not hide one another."""
     groups: dict[str, list[SimResult]] = {}
     for result in simulate_many(samples_ratio_configs(s)):
         groups.setdefault(setting_label(result.config), []).append(result)
@@ -250,13 +283,15 @@ def figure_error_vs_samples_ratio(s: FigureSettings = FigureSettings()) -> Figur
         fig = Figure(figsize=(6.8, 4.6))
         ax = fig.subplots()
         kinds: set = set()
-        for label, group in groups.items():
+        markers = dict(zip(groups, SERIES_MARKERS))
+        for i, (label, group) in enumerate(groups.items()):
             color = SETTING_COLORS[setting_name(group[0].config)]
             ratio = np.array([r.config.T / s.d for r in group])
+            dodge = 10 ** (DODGE_DECADES * (i - (len(groups) - 1) / 2))
             mean, low, high = (np.array([getattr(r, k)[-1] for r in group]) / s.sigma**2
                                for k in ("mean", "ci_low", "ci_high"))
-            ax.errorbar(ratio, mean, yerr=[mean - low, high - mean], fmt="o", color=color, capsize=2,
-                        markersize=4, label=label)
+            ax.errorbar(ratio * dodge, mean, yerr=[mean - low, high - mean], fmt=markers[label], color=color,
+                        capsize=2, markersize=4.5, label=label, zorder=2.5)
             curves = [(theory_curve(cfg), cfg.base) for cfg in
                       (dataclasses.replace(group[0].config, T=int(T)) for T in T_axis)]
             if curves[0][0] is not None:
@@ -268,16 +303,21 @@ def figure_error_vs_samples_ratio(s: FigureSettings = FigureSettings()) -> Figur
         ax.set_xlabel("samples per dimension T/d")
         ax.set_ylabel(f"test error / σ² after N={s.generations} generations")
         ax.set_title(f"Error against T/d (d={s.d}, {s.trials} trials)")
-        handles = [Line2D([], [], color=SETTING_COLORS[setting_name(g[0].config)], marker="o", linestyle="",
-                          label=label) for label, g in groups.items()]
+        handles = [Line2D([], [], color=SETTING_COLORS[setting_name(g[0].config)], marker=markers[label],
+                          linestyle="", label=label) for label, g in groups.items()]
         ax.legend(handles=handles + style_handles(kinds, "simulation mean, 95% CI")[1:], loc="upper right")
     return fig
 
 
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # one per series where series share x values
+DODGE_DECADES = 0.012  # horizontal offset between neighbouring series on a log axis (2.8% of x)
+
+
 def figure_edit_heatmap(s: FigureSettings = FigureSettings()) -> Figure:
     """Error / base: after N generations for disjoint schedules over (p, eta), both proposals, and per
-    generation for constant-p random schedules (resample). Simulation in colour (``grid_size`` values a
-    side), theory as white contours on a grid four times finer, at the colour bar's ticks."""
+    generation for constant-p random schedules (resample). Simulation in colour (``grid_size`` values of p,
+    and of eta or one row per generation), theory as white contours on a grid four times finer, at the colour
+    bar's ticks; colours and contours share one scale."""
     p_grid, eta_grid = np.linspace(0.0, 1.0, s.grid_size), np.linspace(0.1, 1.0, s.grid_size)
     p_fine, eta_fine = np.linspace(0.0, 1.0, 4 * s.grid_size), np.linspace(0.1, 1.0, 4 * s.grid_size)
     generations = np.arange(s.generations + 1)
@@ -303,28 +343,48 @@ def figure_edit_heatmap(s: FigureSettings = FigureSettings()) -> Figure:
         curves = [theory_curve(random(p)) for p in p_fine]
         draw_heatmap(fig, axes[2], (p_grid, generations, sim), (p_fine, generations, np.transpose([c for c, _ in curves])),
                      curves[0][1], "resample, random masks", "edit fraction p (every generation)", "generation n")
-        fig.suptitle(f"Test error / {BASE_LABEL} (T={s.T}, d={s.d}, {s.trials} trials): simulation in colour, "
-                     "theory as white contours (dashed: theory, dotted: d/T→0 limit)")
+        fig.suptitle(f"Test error / {BASE_LABEL} (T={s.T}, d={s.d}, {s.trials} trials). Colours: simulation; "
+                     "white contours: theory (dashed) or its d/T→0 limit (dotted)")
     return fig
 
 
 def draw_heatmap(fig, ax, simulated, predicted, kind: str, title: str, xlabel: str, ylabel: str) -> None:
     """Simulated (x, y, values) as cells with a colour bar; predicted (x, y, values) as contours labelled
-    with their level at the bar's ticks, dashed for theory and dotted for a limit."""
-    mesh = ax.pcolormesh(*simulated, shading="nearest", cmap="viridis", label="simulation")
-    bar = fig.colorbar(mesh, ax=ax)
-    bar.set_label(f"test error / {BASE_LABEL}")
+    with their level at the bar's ticks, dashed for theory and dotted for a limit. The colour scale spans
+    both, so every contour level is on the bar (marked there too); labels that would overlap are dropped."""
     values = np.asarray(predicted[2])
     low, high = values.min(), values.max()
+    norm = Normalize(min(low, np.min(simulated[2])), max(high, np.max(simulated[2])))
+    mesh = ax.pcolormesh(*simulated, shading="nearest", cmap="viridis", norm=norm, label="simulation")
+    bar = fig.colorbar(mesh, ax=ax)
+    bar.set_label(f"simulated test error / {BASE_LABEL}")
     levels = [v for v in bar.get_ticks() if low + 0.02 * (high - low) < v < high - 0.02 * (high - low)]
     style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
     contours = ax.contour(*predicted, levels=levels, colors="white", linestyles=style, linewidths=1.1)
     contours.set_label(kind)
-    ax.clabel(contours, fontsize=7, fmt="%g")
-    ax.set_title(f"{title} ({kind})")
+    bar.add_lines(contours)
+    labels = ax.clabel(contours, fontsize=7, fmt="%g", inline=False)
+    drop_crowded_labels(ax, labels)
+    for label in labels:
+        label.set_bbox(dict(boxstyle="round,pad=0.1", facecolor="black", alpha=0.35, linewidth=0))
+    ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(False)
+
+
+def drop_crowded_labels(ax, labels, min_gap: float = 0.09) -> None:
+    """Remove contour labels closer than ``min_gap`` (axes fraction, both directions) to one kept before."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    kept = []
+    for label in list(labels):
+        x, y = label.get_position()
+        at = ((x - x0) / (x1 - x0), (y - y0) / (y1 - y0))
+        if any(abs(at[0] - x) < min_gap and abs(at[1] - y) < min_gap / 2 for x, y in kept):
+            label.remove()
+            labels.remove(label)
+        else:
+            kept.append(at)
 
 
 def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
@@ -396,11 +456,30 @@ def write_figure(name: str, out_dir: str | os.PathLike, settings: FigureSettings
     return save_figure(FIGURES[name](settings), out_dir, name)
 
 
-def write_all(out_dir: str | os.PathLike, progress: bool = True,
-              settings: FigureSettings = FigureSettings()) -> list[Path]:
-    """Write every figure of :data:`FIGURES` to ``out_dir`` as PNG and PDF; return the paths written."""
-    check_writable("--out", Path(out_dir) / f"{next(iter(FIGURES))}.png")
-    paths = []
-    for name in tqdm(FIGURES, desc="figures", unit="figure", disable=not progress):
-        paths += write_figure(name, out_dir, settings)
-    return paths
+def write_all(out_dir: str | os.PathLike, progress: bool = True, settings: FigureSettings = FigureSettings(),
+              names=None, reuse: bool = True) -> tuple[list[Path], list[str]]:
+    """Write the figures ``names`` (default: every figure of :data:`FIGURES`) to ``out_dir`` as PNG and PDF.
+
+    With ``reuse``, a figure whose files ``out_dir/manifest.json`` records as drawn with the same settings
+    by the same code, and which are still there unchanged, is not drawn again. Returns (the paths of every figure, the names
+    of those reused).
+    """
+    names = list(FIGURES) if names is None else list(names)
+    for name in names:
+        if name not in FIGURES:
+            raise InputError(f"figure {name!r} is not one of {', '.join(FIGURES)}")
+    check_writable("--out", Path(out_dir) / f"{names[0]}.png")
+    manifest = Manifest(Path(out_dir) / MANIFEST)
+    paths, reused = [], []
+    with Progress(len(names), "figures", "figure", enabled=progress) as bar:
+        for name in names:
+            inputs = {"figure": name, "settings": dataclasses.asdict(settings), "code": code_fingerprint()}
+            found = manifest.reusable(name, inputs) if reuse else None
+            if found is not None:
+                reused.append(name)
+            else:
+                found = write_figure(name, out_dir, settings)
+                manifest.record(name, inputs, found)
+            paths += found
+            bar.update(1, note=f"{name} (reused)" if reused[-1:] == [name] else name)
+    return paths, reused

@@ -1,9 +1,10 @@
 """The simulator: ``lax.scan`` over generations inside ``vmap`` over trials, one jitted program.
 
 Trial i uses the key ``fold_in(k_trials, i)`` where ``k_wstar, k_trials = split(key(seed))``, so a
-trial's numbers do not depend on how many trials run beside it. Trials run in chunks of at most
-``CHUNK_TRIALS`` (fewer when one trial's state is large; the last chunk padded), which drives the
-progress bar, bounds memory, and lets a run resume from a checkpoint of finished chunks.
+trial's random draws do not depend on how many trials run beside it (its errors do, in the last bit: XLA
+compiles a large chunk with another floating-point evaluation order than a small one). Trials run in
+chunks of at most ``CHUNK_TRIALS`` (fewer for large trials, see :mod:`.memory`; the last chunk padded),
+which drives the progress report, bounds memory, and lets a run resume from a checkpoint of finished chunks.
 
 :func:`run_batch` runs several configurations that differ only in traced parameters (sigma, p, eta,
 tau, alpha, seed) as one compiled program, their parameters vmapped over a leading axis, and shards
@@ -26,24 +27,25 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from scipy import stats
-from tqdm import tqdm
 
 from .config import SimConfig
 from .design import covariance_eigenvalues, test_error
 from .devices import TRIALS, gather, place, trial_mesh
+from .errors import ResourceError
 from .io import atomic_path
+from .memory import plan_chunk
+from .progress import Progress
 from .regimes import Params, make_regime
 
 CHUNK_TRIALS = 1024
-CHUNK_BYTES = 512 * 2**20  # memory budget of one chunk's per-trial state
 
 
 @dataclasses.dataclass(frozen=True)
 class SimResult:
     """Per-generation summary of a run (generation 0 = the fit on real data).
 
-    ``errors`` and ``edit_fractions`` hold every trial, shape [trials, generations + 1];
-    ``edit_fraction`` is None for regimes that do not edit.
+    ``errors`` and ``edit_fractions`` hold every trial, shape [trials, generations + 1] (None for a
+    result read back from JSON, :func:`stored_result`); ``edit_fraction`` is None for regimes that do not edit.
     """
 
     config: SimConfig
@@ -53,7 +55,7 @@ class SimResult:
     ci_low: np.ndarray
     ci_high: np.ndarray
     edit_fraction: Optional[np.ndarray]
-    errors: np.ndarray
+    errors: Optional[np.ndarray]
     edit_fractions: Optional[np.ndarray]
 
     @property
@@ -155,14 +157,9 @@ def batch_key(cfg: SimConfig) -> tuple:
 
 
 def _trial_budget(cfg: SimConfig) -> int:
-    """Trials one device runs per call: at most CHUNK_TRIALS, and few enough that their state fits
-    CHUNK_BYTES (the accumulate-subsample pool holds (generations + 1) T labels, and rows too for a
-    fresh design)."""
-    floats = cfg.T * (cfg.d + 1) + cfg.d * cfg.d
-    if cfg.regime == "accumulate-subsample":
-        floats += (cfg.generations + 1) * cfg.T * (1 + (cfg.d if cfg.design == "fresh" else 0))
-    per_trial = 2 * floats * jnp.dtype(cfg.dtype).itemsize  # x2: scan carries input and output state
-    return max(1, min(CHUNK_TRIALS, CHUNK_BYTES // per_trial))
+    """Trials one device runs per call: at most CHUNK_TRIALS and as many as memory allows
+    (:func:`.memory.plan_chunk`; InputError naming the flag to lower when even one trial does not fit)."""
+    return plan_chunk(cfg, CHUNK_TRIALS)
 
 
 def chunk_size(cfg: SimConfig, batch: int = 1, devices: int = 1) -> int:
@@ -207,38 +204,41 @@ def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str
     their trials in chunks sharded over every device (the chunk a multiple of the device count).
 
     ``checkpoint``: a file where finished chunks are saved after each chunk; a rerun of the same batch
-    resumes from it. The caller deletes it once the results are stored.
+    resumes from it (with the chunk size it was made with). The caller deletes it once the results are
+    stored. A resource failure inside JAX (out of memory, device lost) raises
+    :class:`~linreg_collapse.errors.ResourceError`, one line, with the finished chunks kept.
     """
     cfg = cfgs[0]
     if any(batch_key(c) != batch_key(cfg) for c in cfgs):
         raise ValueError("run_batch needs configurations that differ only in traced parameters")
     mesh = trial_mesh()
-    chunk = chunk_size(cfg, len(cfgs), mesh.size)
+    fingerprint = hashlib.sha256(f"{[config_digest(c) for c in cfgs]} {mesh.size}".encode()).hexdigest()
+    stored_chunk, done = _load_checkpoint(checkpoint, fingerprint) if checkpoint else (None, {})
+    chunk = stored_chunk or chunk_size(cfg, len(cfgs), mesh.size)
     n_chunks = -(-cfg.trials // chunk)
-    fingerprint = hashlib.sha256(f"{[config_digest(c) for c in cfgs]} {chunk}".encode()).hexdigest()
-    done = _load_checkpoint(checkpoint, fingerprint) if checkpoint else {}
     compile_seconds, run_seconds = 0.0, 0.0
-    with jax.enable_x64(cfg.dtype == "float64"):
+    with jax.enable_x64(cfg.dtype == "float64"), \
+            Progress(n_chunks, desc, "chunk", enabled=progress, initial=len(done)) as bar:
         stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]),
                                *[make_params(c) for c in cfgs])
         params = jax.tree.map(lambda x: place(x, mesh, PartitionSpec()), stacked)
-        bar = tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not progress, delay=2.0,
-                   initial=len(done), leave=False)
         for c in range(n_chunks):
             if c in done:
                 continue
             key_data = np.stack([jax.random.key_data(trial_keys(x.seed, c * chunk, chunk)) for x in cfgs])
             keys = place(key_data, mesh, PartitionSpec(None, TRIALS))
-            run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
-            compile_seconds += seconds
-            start = time.perf_counter()
-            errors, fractions = run(keys, params)
-            done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
+            try:
+                run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
+                compile_seconds += seconds
+                start = time.perf_counter()
+                errors, fractions = run(keys, params)
+                done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
+            except jax.errors.JaxRuntimeError as err:
+                raise ResourceError(_resource_message(err, c, n_chunks, chunk, checkpoint)) from None
             run_seconds += time.perf_counter() - start
             if checkpoint:
-                _save_checkpoint(checkpoint, fingerprint, done)
+                _save_checkpoint(checkpoint, fingerprint, chunk, done)
             bar.update(1)
-        bar.close()
     errors = np.concatenate([done[c][0] for c in range(n_chunks)], axis=1)[:, : cfg.trials]
     fractions = np.concatenate([done[c][1] for c in range(n_chunks)], axis=1)[:, : cfg.trials]
     return BatchResult(errors, fractions, compile_seconds, run_seconds)
@@ -248,10 +248,20 @@ def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | 
     """Per-trial test errors and edit fractions, each shape [trials, generations + 1], as float64 NumPy.
 
     ``checkpoint``: a file where finished chunks are saved after each chunk; a rerun of the same
-    configuration resumes from it. The caller deletes it once the results are stored.
+    configuration resumes from it (with the chunk size it was made with). The caller deletes it once the
+    results are stored. A resource failure inside JAX (out of memory, device lost) raises
+    :class:`~linreg_collapse.errors.ResourceError`, one line, with the finished chunks kept.
     """
     result = run_batch([cfg], progress=progress, checkpoint=checkpoint, desc=f"simulate {cfg.regime}")
     return result.errors[0], result.edit_fractions[0]
+
+
+def _resource_message(err: Exception, c: int, n_chunks: int, chunk: int, checkpoint) -> str:
+    """One line for a failure inside JAX: its first line, where the run stopped, what was kept."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    kept = (f"{c} finished chunks kept in {checkpoint}; rerun the same command to resume" if checkpoint
+            else "nothing kept (use --json to checkpoint finished chunks)")
+    return f"JAX failed in chunk {c + 1}/{n_chunks} ({chunk} trials): {first[:300]}; {kept}"
 
 
 def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None) -> SimResult:
@@ -273,6 +283,25 @@ def summarise(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> SimR
     )
 
 
+def stored_result(path: str | Path, cfg: SimConfig) -> Optional[SimResult]:
+    """The finished result of ``cfg`` written to ``path`` by :meth:`SimResult.to_json_dict` (per-trial
+    arrays None), or None when the file is absent, unreadable or holds another configuration."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return None
+    if not isinstance(data, dict) or data.get("config") != json.loads(json.dumps(cfg.to_dict())):
+        return None
+    arrays = {k: np.array(data[k], dtype=float) for k in ("mean", "stderr", "ci_low", "ci_high")}
+    fraction = data.get("edit_fraction")
+    return SimResult(config=cfg, generation=np.arange(cfg.generations + 1), **arrays,
+                     edit_fraction=None if fraction is None else np.array(fraction, dtype=float),
+                     errors=None, edit_fractions=None)
+
+
 def config_digest(cfg: SimConfig) -> str:
     """SHA-256 of everything that determines ``cfg``'s numbers (its fields and, if any, its masks)."""
     text = json.dumps(cfg.to_dict(), sort_keys=True)
@@ -281,20 +310,21 @@ def config_digest(cfg: SimConfig) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _save_checkpoint(path, fingerprint: str, done: dict) -> None:
+def _save_checkpoint(path, fingerprint: str, chunk: int, done: dict) -> None:
     arrays = {f"errors_{c}": e for c, (e, _) in done.items()}
     arrays.update({f"fractions_{c}": f for c, (_, f) in done.items()})
     with atomic_path(path) as tmp:
-        np.savez(tmp, fingerprint=np.array(fingerprint), **arrays)
+        np.savez(tmp, fingerprint=np.array(fingerprint), chunk=np.array(chunk), **arrays)
 
 
-def _load_checkpoint(path, fingerprint: str) -> dict:
-    """Finished chunks of a checkpoint made by the same batch and chunk size (none otherwise)."""
+def _load_checkpoint(path, fingerprint: str) -> tuple[Optional[int], dict]:
+    """(chunk size, finished chunks) of a checkpoint made by the same batch on as many devices; (None, {})
+    otherwise."""
     path = Path(path)
     if not path.exists():
-        return {}
+        return None, {}
     with np.load(path, allow_pickle=False) as data:
-        if str(data["fingerprint"]) != fingerprint:
-            return {}
+        if str(data["fingerprint"]) != fingerprint or "chunk" not in data.files:
+            return None, {}
         chunks = sorted(int(k.split("_")[1]) for k in data.files if k.startswith("errors_"))
-        return {c: (data[f"errors_{c}"], data[f"fractions_{c}"]) for c in chunks}
+        return int(data["chunk"]), {c: (data[f"errors_{c}"], data[f"fractions_{c}"]) for c in chunks}

@@ -32,7 +32,6 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 import jax
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from . import __version__
 from .config import SimConfig
@@ -40,6 +39,7 @@ from .devices import describe, trial_mesh
 from .errors import require
 from .grid import MASKS_FILE, Grid, grid_keys, parse_grid
 from .io import atomic_path, check_writable, write_json
+from .progress import Progress, inner
 from .simulate import BatchResult, SimResult, batch_key, config_digest, max_batch, run_batch, summarise
 
 STATISTICS = ("generation", "mean", "stderr", "ci_low", "ci_high", "median", "edit_fraction", "base")
@@ -67,19 +67,19 @@ def run_many(cfgs: Sequence[SimConfig], progress: bool = False,
     """Run ``cfgs`` batch by batch (:func:`batches`); yield (indices into ``cfgs``, their BatchResult) as each
     batch finishes. ``partial_dir``: where a batch checkpoints its finished chunks (deleted when it ends)."""
     plan = batches(cfgs, trial_mesh().size)
-    bar = tqdm(total=len(cfgs), desc="sweep", unit="config", disable=not progress)
+    bar = Progress(len(cfgs), "sweep", "config", enabled=progress)
     for indices in plan:
         members = [cfgs[i] for i in indices]
         checkpoint = None
         if partial_dir is not None:
             digest = hashlib.sha256("".join(config_digest(c) for c in members).encode()).hexdigest()
             checkpoint = partial_dir / f"{digest[:24]}.npz"
-        bar.set_postfix_str(f"{members[0].regime} T={members[0].T} d={members[0].d}")
-        result = run_batch(members, progress=progress, checkpoint=checkpoint, desc=f"{len(set(indices))} configs")
+        result = run_batch(members, progress=inner(progress), checkpoint=checkpoint,
+                           desc=f"{len(set(indices))} configs")
         yield indices, result
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
-        bar.update(len(set(indices)))
+        bar.update(len(set(indices)), note=f"{members[0].regime} T={members[0].T} d={members[0].d}")
     bar.close()
     if partial_dir is not None and partial_dir.is_dir() and not any(partial_dir.iterdir()):
         partial_dir.rmdir()

@@ -39,6 +39,7 @@ from . import theory
 from .config import SimConfig
 from .exact import conditional_errors
 from .mutants import Mutant, applied
+from .progress import track
 from .simulate import compiled_runner, make_params, mean_interval, run_trials, trial_keys
 from .theory import editing
 
@@ -281,16 +282,16 @@ ESTIMATOR_RUNS: dict[str, Callable[[SimConfig], np.ndarray]] = {
 }
 
 
-def relative_samples(checks: list[Check]) -> dict[tuple, np.ndarray]:
+def relative_samples(checks: list[Check], progress: bool = False) -> dict[tuple, np.ndarray]:
     """Per-trial E_test/BASE, [trials, G+1], for each distinct (configuration, estimator) of ``checks``
     (computed once), keyed by :func:`sample_key`."""
     out: dict[tuple, np.ndarray] = {}
+    distinct: dict[tuple, tuple[SimConfig, str]] = {}
     for check in checks:
-        if check.cfg is None:
-            continue
-        key = sample_key(check.cfg, check.estimator)
-        if key not in out:
-            out[key] = ESTIMATOR_RUNS[check.estimator](check.cfg) / check.cfg.base
+        if check.cfg is not None:
+            distinct.setdefault(sample_key(check.cfg, check.estimator), (check.cfg, check.estimator))
+    for key, (cfg, estimator) in track(distinct.items(), "verify", "configuration", enabled=progress):
+        out[key] = ESTIMATOR_RUNS[estimator](cfg) / cfg.base
     return out
 
 
@@ -298,10 +299,10 @@ def judge_all(checks: list[Check], samples: dict[tuple, np.ndarray]) -> list[Out
     return [judge(c, None if c.cfg is None else samples[sample_key(c.cfg, c.estimator)]) for c in checks]
 
 
-def run_checks(checks: list[Check]) -> tuple[list[Outcome], dict[tuple, np.ndarray], float]:
+def run_checks(checks: list[Check], progress: bool = False) -> tuple[list[Outcome], dict[tuple, np.ndarray], float]:
     """Sample and judge every check; returns the outcomes, the samples and the wall time in seconds."""
     start = time.perf_counter()
-    samples = relative_samples(checks)
+    samples = relative_samples(checks, progress=progress)
     outcomes = judge_all(checks, samples)
     return outcomes, samples, time.perf_counter() - start
 

@@ -50,25 +50,39 @@ BAD = {
     "T <= d + 1": (["--T", "6", "--d", "5"], "T=6 must be > d + 1"),
     "d < 1": (["--d", "0"], "d=0 must be >= 1"),
     "sigma < 0": (["--sigma", "-0.5"], "sigma=-0.5 must be >= 0"),
-    "p > 1": (["--edit-fraction", "1.5"], "edit_fraction=1.5 must lie in [0, 1]"),
-    "p < 0": (["--edit-fraction", "-0.1"], "edit_fraction=-0.1 must lie in [0, 1]"),
-    "eta = 0": (["--decay", "0"], "decay=0.0 must lie in (0, 1]"),
-    "eta > 1": (["--decay", "1.2"], "decay=1.2 must lie in (0, 1]"),
-    "tau < 0": (["--threshold", "-1"], "threshold=-1.0 must be >= 0"),
+    "p > 1": (["--regime", "edit", "--edit-fraction", "1.5"], "edit_fraction=1.5 must lie in [0, 1]"),
+    "p < 0": (["--regime", "edit", "--edit-fraction", "-0.1"], "edit_fraction=-0.1 must lie in [0, 1]"),
+    "eta = 0": (["--regime", "edit", "--mask", "disjoint", "--decay", "0"], "decay=0.0 must lie in (0, 1]"),
+    "eta > 1": (["--regime", "edit", "--mask", "disjoint", "--decay", "1.2"], "decay=1.2 must lie in (0, 1]"),
+    "tau < 0": (["--regime", "edit", "--mask", "threshold", "--threshold", "-1"], "threshold=-1.0 must be >= 0"),
     "nan": (["--sigma", "nan"], "sigma=nan must be a finite number"),
-    "inf": (["--edit-fraction", "inf"], "edit_fraction=inf must be a finite number"),
+    "inf": (["--regime", "edit", "--edit-fraction", "inf"], "edit_fraction=inf must be a finite number"),
     "trials < 2": (["--trials", "1"], "trials=1 must be >= 2"),
     "fresh edit": (["--regime", "edit", "--design", "fresh"], "design='fresh' is not defined for regime='edit'"),
     "mask file missing": (["--regime", "edit", "--mask", "file"], "mask='file' needs masks"),
     "masks wrong shape": (["--regime", "edit", "--mask", "file", "--masks-file", ("m.npy", np.ones((2, 30)))],
                           "masks shape (2, 30) must be (generations, T) = (3, 30)"),
     "masks out of range": (["--regime", "edit", "--mask", "file", "--masks-file", ("m.npy", np.full((3, 30), 1.5))],
-                           "masks values must lie in [0, 1]"),
+                           "masks values must lie in [0, 1] (found min 1.5, max 1.5)"),
     "masks non-finite": (["--regime", "edit", "--mask", "file", "--masks-file", ("m.npy", np.full((3, 30), np.nan))],
                          "masks must be finite"),
     "masks not numbers": (["--regime", "edit", "--mask", "file", "--masks-file", ("m.txt", "a b c\n")],
                           "could not be read as numbers"),
-    "masks without file mask": (["--masks-file", ("m.npy", np.ones((3, 30)))], "--masks-file needs --regime edit --mask file"),
+    "masks without file mask": (["--masks-file", ("m.npy", np.ones((3, 30)))],
+                                "--masks-file has no effect here: it applies only with --regime edit"),
+    # flags the configuration does not use are refused, naming the flag
+    "p with replace": (["--regime", "replace", "--edit-fraction", "0.3"],
+                       "--edit-fraction has no effect here: it applies only with --regime edit (this run has "
+                       "--regime replace)"),
+    "decay without disjoint": (["--regime", "edit", "--decay", "0.5"],
+                               "--decay has no effect here: it applies only with --mask disjoint"),
+    "threshold without threshold masks": (["--regime", "edit", "--mask", "random", "--threshold", "0.5"],
+                                          "--threshold has no effect here: it applies only with --mask threshold"),
+    "alpha without powerlaw": (["--alpha", "2"], "--alpha has no effect here: it applies only with --cov powerlaw"),
+    "edit-op without edit": (["--edit-op", "perturb"], "--edit-op has no effect here: it applies only with --regime edit"),
+    "mask without edit": (["--regime", "accumulate", "--mask", "random"],
+                          "--mask has no effect here: it applies only with --regime edit"),
+    "oversized": (["--T", "100000000", "--d", "10"], "one trial needs about"),
 }
 
 
@@ -82,6 +96,36 @@ def test_bad_input_is_one_line_exit_2_nothing_written(case, tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_flag_at_its_default_value_is_still_checked(capsys):
+    assert main(["simulate", *SMALL, "--regime", "replace", "--decay", "1.0"]) == 2
+    assert "--decay has no effect here" in capsys.readouterr().err
+
+
+def test_json_of_a_finished_run_is_reused(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run.json"
+    assert main(["simulate", *SMALL, "--regime", "accumulate", "--json", str(out), "--no-progress"]) == 0
+    first = capsys.readouterr()
+    assert "theory: mean/base = sum_{k=1}^{n+1} 1/k^2" in first.out and first.err == ""
+    import linreg_collapse.commands.simulate as command
+
+    def must_not_simulate(*args, **kwargs):
+        raise AssertionError("a finished run was simulated again")
+
+    monkeypatch.setattr(command, "simulate", must_not_simulate)
+    assert main(["simulate", *SMALL, "--regime", "accumulate", "--json", str(out)]) == 0
+    again = capsys.readouterr()
+    assert again.out == first.out and f"reused {out}" in again.err
+    monkeypatch.undo()
+    assert main(["simulate", *SMALL, "--regime", "accumulate", "--seed", "1", "--json", str(out), "--no-progress"]) == 0
+    assert "reused" not in capsys.readouterr().err, "another configuration is computed, not reused"
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("linreg-collapse 0.")
 
 
 def test_console_script_usage_error_is_one_line():

@@ -28,8 +28,10 @@ def test_reproduce_writes_every_run_and_resumes(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(simulator, "simulate", must_not_simulate)
     before = (tmp_path / "replace.json").read_text()
+    capsys.readouterr()
     assert main(args) == 0
     assert (tmp_path / "replace.json").read_text() == before
+    assert f"(reused {len(RUNS)} finished runs: replace, accumulate" in capsys.readouterr().out
 
 
 def test_reproduce_rejects_a_file_as_out(tmp_path, capsys):

@@ -147,6 +147,8 @@ def test_bound_command_prints_expression_latex_and_value(capsys):
     (["--regime", "edit", "--T", "5", "--d", "10"], "must be > d + 1"),
     (["--regime", "edit", "--T", "50", "--d", "10", "--edit-fraction", "2"], "edit_fraction"),
     (["--regime", "edit", "--T", "50", "--d", "10", "--generation", "-1"], "--generation"),
+    (["--regime", "replace", "--decay", "0.5"], "--decay has no effect here: it applies only with --regime edit"),
+    (["--regime", "edit", "--mask", "random", "--decay", "0.5"], "--decay has no effect here"),
 ])
 def test_bound_command_bad_input_is_one_line(argv, message, capsys):
     assert main(["bound", *argv]) == 2
@@ -231,3 +233,12 @@ def test_bound_command_lists_the_new_results(capsys):
     assert "plateau" in capsys.readouterr().out
     assert main(["bound", "--regime", "edit", "--T", "50", "--d", "10", "--level", "1.5"]) == 2
     assert "--level" in capsys.readouterr().err
+
+def test_bound_command_defaults_names_the_schedule_and_does_not_wrap(capsys):
+    assert main(["bound", "--regime", "edit", "--mask", "threshold"]) == 0  # --T, --d default as in simulate
+    out = capsys.readouterr().out
+    assert "T=100 d=10" in out and "no closed form for regime 'edit' with --mask 'threshold'" in out
+    assert main(["bound", "--regime", "edit", "--edit-op", "resample", "--mask", "random"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith(">") or line.endswith(">") for line in lines)  # sympy's line wrapping
+    assert max(map(len, lines)) > 80  # negative control: the formula is long enough to have been wrapped

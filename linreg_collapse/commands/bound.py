@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..config import EDIT_OPS, MASKS, REGIMES, SimConfig
+from ..config import APPLIES_WHEN, EDIT_OPS, MASKS, REGIMES, SimConfig
 from ..errors import require
+from .simulate import given_flags, record_given, refuse_inapplicable
 
 if TYPE_CHECKING:
     from ..theory import Result
+
+DEFAULTS = SimConfig()
+# bound's --mask may be left open (every schedule); --total-fraction is the Q of the edit budget bounds.
+APPLIES = {**APPLIES_WHEN, "total_fraction": {"regime": ("edit",)}}
 
 
 def register(subparsers) -> None:
@@ -17,9 +22,10 @@ def register(subparsers) -> None:
         "bound", help="print the closed-form test error of a regime (pretty, LaTeX) and its value",
         description="Print every symbolic result for a regime with its assumptions, as a pretty formula and as "
                     "LaTeX, and its value at the given T, d, sigma, generation n and edit parameters.")
+    record_given(p)
     p.add_argument("--regime", choices=REGIMES, required=True)
-    p.add_argument("--T", type=int, required=True, help="samples per generation")
-    p.add_argument("--d", type=int, required=True, help="dimension")
+    p.add_argument("--T", type=int, default=DEFAULTS.T, help=f"samples per generation (default {DEFAULTS.T})")
+    p.add_argument("--d", type=int, default=DEFAULTS.d, help=f"dimension (default {DEFAULTS.d})")
     p.add_argument("--sigma", type=float, default=1.0, help="label noise std (default 1)")
     p.add_argument("--generation", type=int, default=1, help="generation n the value is taken at (default 1)")
     p.add_argument("--edit-op", choices=EDIT_OPS, help="edit: only results for this proposal")
@@ -33,15 +39,18 @@ def register(subparsers) -> None:
 
 
 def values_from_args(args: argparse.Namespace) -> dict[str, float]:
-    """Symbol values for :func:`~linreg_collapse.theory.evaluate` (validated: InputError on bad input)."""
+    """Symbol values for :func:`~linreg_collapse.theory.evaluate` (validated: InputError on bad input, or on
+    an editing flag given for a regime or mask schedule it does not apply to)."""
+    refuse_inapplicable(args, given_flags(args), APPLIES)
     SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
               decay=args.decay)  # validates
     require(args.generation >= 0, f"--generation {args.generation} must be >= 0")
     require(0 <= args.total_fraction <= 1, f"--total-fraction {args.total_fraction} must lie in [0, 1]")
     require(0 < args.level < 1, f"--level {args.level} must lie in (0, 1)")
     k = round(args.edit_fraction * args.T)
-    return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1, p=args.edit_fraction, q=k / args.T, k=k,
-                eta=args.decay, gamma=args.d / args.T, Q=args.total_fraction, level=args.level)
+    return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1,
+                p=args.edit_fraction, q=k / args.T, k=k, eta=args.decay, gamma=args.d / args.T,
+                Q=args.total_fraction, level=args.level)
 
 
 def describe(result: Result, values: dict[str, float]) -> str:
@@ -55,7 +64,7 @@ def describe(result: Result, values: dict[str, float]) -> str:
     else:
         used = ", ".join(f"{s.name}={values[s.name]:g}" for s in sorted(result.expr.free_symbols, key=str))
         value = f"{evaluate(result, **values):.6g}   ({used})"
-    pretty = sp.pretty(result.relative, use_unicode=False)
+    pretty = sp.pretty(result.relative, use_unicode=False, wrap_line=False)
     return "\n".join([f"== {result.name} [{result.kind}]", f"assumptions: {result.assumptions}",
                       "E_test = sigma^2 d/(T-d-1) *", pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
 
@@ -71,5 +80,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         print(describe(result, values))
     if len(chosen) == 1:
-        print(f"\n(no closed form for regime {args.regime!r} beyond generation 0)")
+        what = f"regime {args.regime!r}" + "".join(
+            f" with {name} {value!r}" for name, value in (("--edit-op", args.edit_op), ("--mask", args.mask)) if value)
+        print(f"\n(no closed form for {what} beyond generation 0)")
     return 0

@@ -12,6 +12,7 @@ import json
 import sys
 
 from ..errors import require
+from ..progress import add_progress_argument
 
 INPUT_RULES = ("Input: a .jsonl file holds one JSON object with a string field 'text' per line (blank lines "
                "skipped); any other file is plain UTF-8 text whose documents are separated by blank lines.")
@@ -29,7 +30,7 @@ def register(subparsers) -> None:
     train.add_argument("--preset", default="tiny", help="model and training preset (tiny|small)")
     train.add_argument("--steps", type=int, help="training steps (default: the preset's)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(train)
     train.set_defaults(run=run_train)
 
     edit = commands.add_parser(
@@ -69,7 +70,7 @@ def register(subparsers) -> None:
     experiment.add_argument("--seeds", type=int, default=5,
                             help="independent runs (seeds 0..N-1) for means and 95%% intervals (default 5)")
     experiment.add_argument("--out", default="results/lm", help="output folder; rerunning continues a run")
-    experiment.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(experiment)
     experiment.set_defaults(run=run_experiment)
 
 

@@ -1,19 +1,21 @@
 """``linreg-collapse reproduce``: the main job. Simulates every regime on built-in defaults, prints a
 summary table beside the theory, writes one JSON per run into ``--out``, then the theorem figures
-(``--out``/figures) and the language-model experiment (``--out``/lm, tiny preset). A rerun skips runs
-whose JSON already holds the same configuration and resumes the language-model experiment from its
-checkpoints, so an interrupted job continues where it stopped."""
+(``--out``/figures) and the language-model experiment (``--out``/lm, tiny preset). A rerun reuses what
+is finished (a run whose JSON holds the same configuration, a figure or the language-model experiment
+whose manifest.json records the same settings and unchanged files) and says what it reused; an
+interrupted job continues where it stopped (simulation chunks and language-model generations resume)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from pathlib import Path
 
 from ..config import SimConfig
 from ..errors import require
 from ..io import check_writable, write_json
+from ..manifest import MANIFEST, Manifest, code_fingerprint
+from ..progress import Progress, add_progress_argument, inner
 
 DEFAULT = SimConfig(T=100, d=10, sigma=1.0, generations=20, trials=2000, seed=0)
 
@@ -32,13 +34,14 @@ RUNS = {
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("reproduce", help="the main job: simulate every regime, print the table, write results",
-                              description=__doc__)
+                              description=__doc__.replace("``", ""))  # --help shows plain text
     p.add_argument("--out", default="results", help="output directory (default: results)")
     p.add_argument("--trials", type=int, default=DEFAULT.trials)
     p.add_argument("--generations", type=int, default=DEFAULT.generations)
     p.add_argument("--seed", type=int, default=DEFAULT.seed)
     p.add_argument("--no-figures", action="store_true", help="skip the theorem figures")
     p.add_argument("--no-lm", action="store_true", help="skip the language-model experiment")
+    add_progress_argument(p)
     p.set_defaults(run=run)
 
 
@@ -53,43 +56,52 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     require(not out.is_file(), f"--out {args.out!r} is a file, not a directory")
     check_writable("--out", out / "summary.json")
-    from ..simulate import simulate
+    from ..simulate import simulate, stored_result
 
-    rows = []
-    for name, cfg in runs.items():
-        path = out / f"{name}.json"
-        data = _stored(path, cfg)
-        if data is None:
-            result = simulate(cfg, progress=True, checkpoint=f"{path}.partial.npz")
-            data = result.to_json_dict()
-            write_json(path, data)
-            Path(f"{path}.partial.npz").unlink(missing_ok=True)
-        rows.append(_summary_row(name, data, cfg))
+    progress = not args.no_progress
+    rows, reused = [], []
+    with Progress(len(runs), "reproduce: runs", "run", enabled=progress) as bar:
+        for name, cfg in runs.items():
+            path = out / f"{name}.json"
+            result = stored_result(path, cfg)
+            if result is None:
+                result = simulate(cfg, progress=inner(progress), checkpoint=f"{path}.partial.npz")
+                write_json(path, result.to_json_dict())
+                Path(f"{path}.partial.npz").unlink(missing_ok=True)
+            else:
+                reused.append(name)
+            rows.append(_summary_row(name, result.to_json_dict(), cfg))
+            bar.update(1, note=f"{name} (reused)" if reused[-1:] == [name] else name)
     write_json(out / "summary.json", rows)
     print(format_summary(rows, runs), flush=True)
-    print(f"\nwrote {len(runs)} runs and summary.json to {out}/", flush=True)
+    print(f"\nwrote {len(runs)} runs and summary.json to {out}/" + _reused_note(reused, "runs"), flush=True)
     if not args.no_figures:
         from ..figures import write_all
 
-        paths = write_all(out / "figures", progress=True)
-        print(f"wrote {len(paths)} figure files to {out / 'figures'}/", flush=True)
+        paths, reused_figures = write_all(out / "figures", progress=progress)
+        print(f"wrote {len(paths)} figure files to {out / 'figures'}/" + _reused_note(reused_figures, "figures"),
+              flush=True)
     if not args.no_lm:
-        from ..lm.experiment import run_default
-
-        run_default(out / "lm", progress=True)
-        print(f"wrote the language-model experiment (tiny preset) to {out / 'lm'}/", flush=True)
+        _language_model(out / "lm", progress)
     return 0
 
 
-def _stored(path: Path, cfg: SimConfig) -> dict | None:
-    """The stored results of ``cfg`` at ``path``, or None if absent or made by another configuration."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return data if data.get("config") == json.loads(json.dumps(cfg.to_dict())) else None
+def _reused_note(names: list[str], what: str) -> str:
+    return f" (reused {len(names)} finished {what}: {', '.join(names)})" if names else ""
+
+
+def _language_model(out: Path, progress: bool) -> None:
+    """The tiny-preset language-model experiment, reused when out/manifest.json records it finished."""
+    from ..lm.experiment import PRESETS, preset_dict, run_default
+
+    manifest = Manifest(out / MANIFEST)
+    inputs = {"preset": preset_dict(PRESETS["tiny"]), "code": code_fingerprint()}
+    if manifest.reusable("experiment", inputs) is not None:
+        print(f"reused the language-model experiment (tiny preset) in {out}/ (finished, same settings)", flush=True)
+        return
+    results = run_default(out, progress=progress)
+    manifest.record("experiment", inputs, [out / "results.json", *results["figures"]])
+    print(f"wrote the language-model experiment (tiny preset) to {out}/", flush=True)
 
 
 def _summary_row(name: str, data: dict, cfg: SimConfig) -> dict:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, load_masks
-from ..errors import require
+from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, inapplicable,
+                      load_masks)
+from ..errors import InputError
 from ..io import check_writable, write_json
+from ..memory import check_fits
+from ..progress import add_progress_argument
 
 if TYPE_CHECKING:
     from ..simulate import SimResult
 
 DEFAULTS = SimConfig()
+GIVEN = "given_flags"  # attribute of the parsed namespace: dests of the flags given on the command line
+FLAG_NAMES = {"masks": "--masks-file"}  # SimConfig fields whose flag is not --<field with dashes>
 
 
 def register(subparsers) -> None:
@@ -23,12 +29,19 @@ def register(subparsers) -> None:
         description="Simulate OLS retrained generation after generation; print mean / base per generation, "
                     "base = sigma^2 d/(T-d-1), generation 0 = the fit on real data.")
     add_config_arguments(p)
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically); a rerun whose "
+                   "file already holds this configuration's finished result prints it without recomputing")
+    add_progress_argument(p)
     p.set_defaults(run=run)
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """The SimConfig flags, shared by every command that takes one configuration."""
+    """The SimConfig flags, shared by every command that takes one configuration.
+
+    Every flag added to ``p`` afterwards is recorded in the namespace when given (see :func:`record_given`),
+    so :func:`config_from_args` can refuse flags that do not apply (config.APPLIES_WHEN).
+    """
+    record_given(p)
     d = DEFAULTS
     p.add_argument("--regime", choices=REGIMES, default=d.regime)
     p.add_argument("--T", type=int, default=d.T, help=f"samples per generation (default {d.T})")
@@ -49,30 +62,87 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=DTYPES, default=d.dtype)
 
 
+class _GivenStore(argparse._StoreAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, GIVEN, getattr(namespace, GIVEN, frozenset()) | {self.dest})
+
+
+class _GivenStoreTrue(argparse._StoreTrueAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, GIVEN, getattr(namespace, GIVEN, frozenset()) | {self.dest})
+
+
+def record_given(p: argparse.ArgumentParser) -> None:
+    """Make the plain and ``store_true`` flags added to ``p`` from now on record, when given on the command
+    line, their dest in ``args.given_flags``: "given explicitly" as against "left at its default"."""
+    p.register("action", None, _GivenStore)
+    p.register("action", "store", _GivenStore)
+    p.register("action", "store_true", _GivenStoreTrue)
+
+
+def given_flags(args: argparse.Namespace) -> frozenset:
+    """Dests of the flags given on the command line (see :func:`record_given`)."""
+    return getattr(args, GIVEN, frozenset())
+
+
+def flag_name(field: str) -> str:
+    return FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def refuse_inapplicable(settings, given, table: dict = APPLIES_WHEN) -> None:
+    """InputError naming the first flag of ``given`` (dests) that has no effect under ``settings``."""
+    found = inapplicable(settings, given, table)
+    if found is not None:
+        field, setting, allowed = found
+        raise InputError(f"{flag_name(field)} has no effect here: it applies only with {flag_name(setting)} "
+                         f"{allowed} (this run has {flag_name(setting)} {getattr(settings, setting)}); drop it")
+
+
 def config_from_args(args: argparse.Namespace) -> SimConfig:
-    """A validated SimConfig from parsed flags (raises InputError on bad input)."""
-    masks = None
-    if args.masks_file is not None:
-        require(args.regime == "edit" and args.mask == "file",
-                "--masks-file needs --regime edit --mask file")
-        masks = load_masks(args.masks_file)
+    """A validated SimConfig from parsed flags (raises InputError on bad input, or on a flag given
+    explicitly that the configuration does not use)."""
     names = {f.name for f in dataclasses.fields(SimConfig)} - {"masks"}
+    refuse_inapplicable(args, {"masks" if k == "masks_file" else k for k in given_flags(args)})
+    masks = None if args.masks_file is None else load_masks(args.masks_file)
     return SimConfig(masks=masks, **{k: getattr(args, k) for k in names})
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    check_fits(cfg)  # before anything is written or compiled
+    from ..simulate import simulate, stored_result
+
     if args.json:
         check_writable("--json", args.json)
-    from ..simulate import simulate
-
+        stored = stored_result(args.json, cfg)
+        if stored is not None:
+            print(f"reused {args.json}: it holds the finished result of this configuration "
+                  "(delete it to recompute)", file=sys.stderr)
+            print(format_table(stored))
+            return 0
     checkpoint = f"{args.json}.partial.npz" if args.json else None
-    result = simulate(cfg, progress=True, checkpoint=checkpoint)
+    result = simulate(cfg, progress=not args.no_progress, checkpoint=checkpoint)
     print(format_table(result))
     if args.json:
         write_json(args.json, result.to_json_dict())
         Path(checkpoint).unlink(missing_ok=True)
     return 0
+
+
+def theory_note(cfg: SimConfig) -> str:
+    """What theory says about this run's mean / base, or where to find it (``bound``)."""
+    if cfg.regime == "replace":
+        return "theory: mean/base = n + 1"
+    if cfg.regime == "accumulate" and cfg.design == "fixed":
+        return "theory: mean/base = sum_{k=1}^{n+1} 1/k^2 < pi^2/6"
+    if cfg.regime == "edit" and cfg.edit_op == "perturb" and cfg.mask in ("random", "disjoint"):
+        return "theory: mean/base = 1 + sum of the edit fractions so far"
+    command = f"linreg-collapse bound --regime {cfg.regime}"
+    if cfg.regime == "edit":
+        command += f" --edit-op {cfg.edit_op} --mask {cfg.mask}"
+    return f"theory: {command}"
 
 
 def format_table(result: SimResult) -> str:
@@ -81,7 +151,7 @@ def format_table(result: SimResult) -> str:
     lines = [f"# regime={cfg.regime} T={cfg.T} d={cfg.d} sigma={cfg.sigma:g} trials={cfg.trials} "
              f"design={cfg.design} cov={cfg.cov}"
              + (f" edit_op={cfg.edit_op} mask={cfg.mask}" if cfg.regime == "edit" else ""),
-             f"# base = sigma^2 d/(T-d-1) = {base:.6g}; generation 0 = fit on real data (replace: mean/base = n+1)",
+             f"# base = sigma^2 d/(T-d-1) = {base:.6g}; generation 0 = fit on real data; {theory_note(cfg)}",
              f"{'generation':>10}  {'mean/base':>10}  {'95% interval / base':>22}"
              + (f"  {'edit fraction':>13}" if result.edit_fraction is not None else "")]
     scale = base if base > 0 else 1.0  # sigma = 0: every error is 0, print it unscaled

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..grid import parse_grid
+from ..progress import add_progress_argument
 
 
 def register(subparsers) -> None:
@@ -18,7 +19,7 @@ def register(subparsers) -> None:
                     "configurations.")
     p.add_argument("grid", metavar="GRID.toml", help="the grid: simulate's flags as keys, a value or a list each")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory; rerunning continues a sweep")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_argument(p)
     p.set_defaults(run=run)
 
 

@@ -8,6 +8,7 @@ import argparse
 
 from ..errors import require
 from ..io import check_writable, write_json
+from ..progress import add_progress_argument
 
 
 def register(subparsers) -> None:
@@ -25,6 +26,7 @@ def register(subparsers) -> None:
                    help="also apply each registered mutation of the theory alone and judge it on the same samples")
     p.add_argument("--reduced", action="store_true",
                    help="the CI grid: exact estimator and simulator-only checks with fewer trials, no invariances")
+    add_progress_argument(p)
     p.set_defaults(run=run)
 
 
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     require(args.seed >= 0, f"--seed {args.seed} must be >= 0")
     check_writable("--json", args.json)
     checks = default_checks(args.seed, reduced=args.reduced)
-    outcomes, samples, wall = run_checks(checks)
+    outcomes, samples, wall = run_checks(checks, progress=not args.no_progress)
     print(format_table(outcomes))
     passed = all(o.passed for o in outcomes)
     report = {"passed": passed, "level": LEVEL, "seed": args.seed, "reduced": args.reduced,

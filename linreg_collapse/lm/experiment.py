@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
-from tqdm import tqdm
 
 from ..errors import require
 from ..io import atomic_path, write_json
+from ..progress import Progress, inner
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
 from .model import ModelConfig, load_checkpoint, save_checkpoint
@@ -213,7 +213,8 @@ class Experiment:
             model, corpus = self.store.load(name)
         else:
             corpus, extra = make_corpus()
-            model, losses = train(self.preset.model, corpus, self.preset.train, train_seed, self.progress, desc=name)
+            model, losses = train(self.preset.model, corpus, self.preset.train, train_seed, inner(self.progress),
+                                  desc=name)
             metrics = {
                 **extra,
                 "final_train_loss": float(losses[-20:].mean()),
@@ -221,7 +222,7 @@ class Experiment:
                 **data_metrics(corpus, model if self.model0 is None else self.model0, self.reference_unigrams),
             }
             self.store.save(name, model, corpus, metrics)
-        bar.update()
+        bar.update(1, note=name)
         return model, corpus, metrics
 
     def next_corpus(self, regime, generation, model, corpus):
@@ -243,7 +244,7 @@ class Experiment:
     def run(self) -> dict:
         p = self.preset
         n_steps = 1 + len(REGIMES) * p.generations + len(p.mixing_shares)
-        with tqdm(total=n_steps, desc=f"lm experiment ({p.name})", disable=not self.progress) as bar:
+        with Progress(n_steps, f"lm experiment ({p.name})", "run", enabled=self.progress) as bar:
             human0 = functools.partial(self.next_corpus, "human", 0, None, None)
             self.model0, corpus0, metrics0 = self.run_step("gen0", human0, self.seed(1, 0), bar)
             generations = {}

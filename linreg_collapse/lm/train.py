@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from ..errors import require
+from ..progress import track
 from .data import BOS, Corpus
 from .model import ModelConfig, Transformer
 
@@ -78,7 +78,7 @@ def train(model_config: ModelConfig, corpus: Corpus, config: TrainConfig, seed: 
     rng = np.random.default_rng(seed)
     mask = corpus.target_mask.astype(np.float32)
     losses = []
-    for _ in tqdm(range(config.steps), desc=desc, disable=not progress, leave=False):
+    for _ in track(range(config.steps), desc, "step", enabled=progress):
         index = rng.integers(0, len(corpus), config.batch_size)
         model, opt_state, loss = step(model, opt_state, corpus.rows[index], mask[index])
         losses.append(loss)
