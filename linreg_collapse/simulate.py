@@ -99,13 +99,14 @@ def trial_keys(seed: int, start: int, count: int) -> jax.Array:
 
 
 def _static(cfg: SimConfig) -> tuple:
-    return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask)
+    return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask, cfg.effective_sampler)
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
+def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
+                    sampler: str = "labels"):
     """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
-    init, step = make_regime(regime, T, generations, design, edit_op, mask)
+    init, step = make_regime(regime, T, generations, design, edit_op, mask, sampler)
 
     def one_trial(key, params: Params):
         eig = params.sqrt_eig**2
