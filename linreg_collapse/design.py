@@ -54,11 +54,12 @@ def sample_gram_cholesky(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Arr
     """
     d = sqrt_eig.shape[0]
     k_diag, k_below = jax.random.split(key)
-    strictly_lower = np.tri(d, k=-1, dtype=bool)
-    packed = np.cumsum(strictly_lower).reshape(d, d) - 1  # position of A_ij among the normals, row by row
-    below = jax.random.normal(k_below, (d * (d - 1) // 2,), dtype=sqrt_eig.dtype)
+    count = d * (d - 1) // 2
+    lower = np.tri(d, k=-1, dtype=bool)
+    position = np.where(lower, np.cumsum(lower).reshape(d, d) - 1, count)  # A_ij's normal, row by row; else a 0
+    below = jnp.append(jax.random.normal(k_below, (count,), dtype=sqrt_eig.dtype), 0.0)
     diag = jnp.sqrt(jax.random.chisquare(k_diag, T - np.arange(d), dtype=sqrt_eig.dtype))
-    A = jnp.where(strictly_lower, below[np.maximum(packed, 0)], jnp.diag(diag))
+    A = below[position] + jnp.diag(diag)
     return sqrt_eig[:, None] * A
 
 
