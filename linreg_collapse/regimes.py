@@ -16,8 +16,8 @@ Regimes (n >= 1, X_n the design of generation n):
 * ``edit``: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1} on the fixed design (see :mod:`.edits`, :mod:`.masks`).
 
 Samplers (the data step, :class:`Data`): ``labels`` draws X_n and every label; ``stats`` (replace and
-accumulate) draws only what their fit reads, X_n^T X_n from its Wishart law and X_n^T Y_n given it:
-the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use individual labels: ``labels``.
+accumulate) draws only what their fit reads, X_n^T X_n from its Wishart law (a fixed design: X once) and
+X_n^T Y_n given it: the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use individual labels: ``labels``.
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ def _noise(key, params: Params, T: int) -> jax.Array:
 class Data(NamedTuple):
     """One generation's training data as the OLS fit sees it: the Gram factor L (X^T X = L L^T) and X^T Y.
 
-    Under the ``labels`` sampler X and Y are drawn and kept; the ``stats`` sampler draws L and X^T Y from
-    their exact joint law and never forms X or Y (both are then ``()``)."""
+    Under the ``labels`` sampler X and Y are drawn and kept; the ``stats`` sampler draws X^T Y (and, for a
+    fresh design, L) from the exact joint law and keeps neither X nor Y (both are then ``()``)."""
 
     X: Any
     Y: Any
@@ -82,13 +82,15 @@ class Data(NamedTuple):
     xty: jax.Array
 
 
-def _design(key, params: Params, T: int, sampler: str):
-    """(X, L) of a new Gaussian design: X drawn and factorised (labels), or L drawn directly from the
-    Wishart law of X^T X by :func:`~linreg_collapse.design.sample_gram_cholesky` (stats, X = ())."""
-    if sampler == "stats":
+def _design(key, params: Params, T: int, sampler: str, fresh: bool):
+    """(X, L) of a new Gaussian design, X^T X = L L^T. Labels: X drawn and factorised. Stats: X = (); a
+    design drawn anew each generation (``fresh``) has L drawn directly from the Wishart law of X^T X
+    (:func:`~linreg_collapse.design.sample_gram_cholesky`), a fixed one is drawn once as X and factorised
+    (one draw per trial, and no chi-square sampler to compile)."""
+    if sampler == "stats" and fresh:
         return (), sample_gram_cholesky(key, params.sqrt_eig, T)
     X = sample_design(key, params.sqrt_eig, T)
-    return X, gram_cholesky(X)
+    return (() if sampler == "stats" else X), gram_cholesky(X)
 
 
 def _labels(key, X, chol, w, params: Params, sampler: str):
@@ -102,10 +104,10 @@ def _labels(key, X, chol, w, params: Params, sampler: str):
     return Y, X.T @ Y
 
 
-def _real_data(trial_key, params: Params, T: int, sampler: str) -> Data:
+def _real_data(trial_key, params: Params, T: int, sampler: str, fresh: bool) -> Data:
     """Generation 0: X_0, Y_0 = X_0 w* + E_0."""
     k_design, k_noise, _, _ = generation_keys(trial_key, 0)
-    X, chol = _design(k_design, params, T, sampler)
+    X, chol = _design(k_design, params, T, sampler, fresh)
     Y, xty = _labels(k_noise, X, chol, params.w_star, params, sampler)
     return Data(X, Y, chol, xty)
 
@@ -115,14 +117,14 @@ def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, fres
     Y_n = X_n w_{n-1} + E_n. Returns (n, data, the generation's subsample key)."""
     n = state.n + 1
     k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
-    X, chol = _design(k_design, params, T, sampler) if fresh else (state.X, state.chol)
+    X, chol = _design(k_design, params, T, sampler, fresh) if fresh else (state.X, state.chol)
     Y, xty = _labels(k_noise, X, chol, state.w, params, sampler)
     return n, Data(X, Y, chol, xty), k_pool
 
 
 def replace_regime(T: int, generations: int, fresh: bool, sampler: str) -> Regime:
     def init(key, params):
-        data = _real_data(key, params, T, sampler)
+        data = _real_data(key, params, T, sampler, fresh)
         return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), ())
 
     def step(state, key, params):
@@ -140,7 +142,7 @@ def accumulate_regime(T: int, generations: int, fresh: bool, sampler: str) -> Re
     """
 
     def init(key, params):
-        data = _real_data(key, params, T, sampler)
+        data = _real_data(key, params, T, sampler, fresh)
         gram = data.chol @ data.chol.T if fresh else ()
         return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), (gram, data.xty))
 
@@ -170,7 +172,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, Y, chol, xty = _real_data(key, params, T, "labels")
+        X, Y, chol, xty = _real_data(key, params, T, "labels", fresh)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
         return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), (X, chol, pool_X, pool_Y))
@@ -201,7 +203,7 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
     schedule = SCHEDULES[mask]()
 
     def init(key, params):
-        X, Y, chol, xty = _real_data(key, params, T, "labels")
+        X, Y, chol, xty = _real_data(key, params, T, "labels", False)
         return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), schedule.init(T))
 
     def step(state, key, params):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -126,13 +127,16 @@ SUB_TRIALS = 2000
 def same_law(a: np.ndarray, b: np.ndarray) -> bool:
     """Two samples not told apart at LEVEL by Kolmogorov-Smirnov nor by k-sample Anderson-Darling
     (its statistic against the 0.1% critical value)."""
-    ad = stats.anderson_ksamp([a, b])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "p-value floored": only the statistic is used
+        ad = stats.anderson_ksamp([a, b])
     return bool(stats.ks_2samp(a, b).pvalue > LEVEL and ad.statistic < ad.critical_values[-1])
 
 
-def peer_rule_errors(trials: int, seed: int = 3) -> np.ndarray:
+def peer_rule_errors(trials: int, seed: int = 3, newest_only: bool = False) -> np.ndarray:
     """Last-generation errors of accumulate-subsample written as the peer does: a fixed design, the pool
-    concatenated, ``RandomState.choice(replace=False)`` and a pseudo-inverse fit."""
+    concatenated, ``RandomState.choice(replace=False)`` and a pseudo-inverse fit. ``newest_only``: the
+    negative control, a rule that ignores the pool and keeps the newest T points (that is, replace)."""
     T, d, G, sigma = SUB["T"], SUB["d"], SUB["generations"], SUB["sigma"]
     rng = np.random.RandomState(seed)
     out = np.empty(trials)
@@ -145,6 +149,7 @@ def peer_rule_errors(trials: int, seed: int = 3) -> np.ndarray:
             pool_X = np.concatenate([pool_X, X])
             pool_Y = np.concatenate([pool_Y, X @ w + sigma * rng.randn(T)])
             idx = rng.choice(len(pool_Y), size=T, replace=False)
+            idx = len(pool_Y) - T + np.arange(T) if newest_only else idx
             w = np.linalg.pinv(pool_X[idx]) @ pool_Y[idx]
         out[trial] = np.sum((w - w_star) ** 2)
     return out
@@ -162,8 +167,7 @@ def test_subsample_errors_have_the_law_of_the_sort_and_of_the_peer(monkeypatch):
     ours = subsample_errors(monkeypatch, sample_without_replacement)
     assert same_law(ours, subsample_errors(monkeypatch, argsort_subset))
     assert same_law(ours, peer_rule_errors(SUB_TRIALS))
-    newest_only = subsample_errors(monkeypatch, lambda key, population, k: population - k + jnp.arange(k))
-    assert not same_law(ours, newest_only), "negative control: a sampler that ignores the pool (replace)"
+    assert not same_law(ours, peer_rule_errors(SUB_TRIALS, newest_only=True)), "negative control: no pool"
 
 
 # --- the stats sampler against the labels sampler --------------------------------------------------
@@ -200,7 +204,7 @@ def test_bartlett_factor_has_the_wishart_moments():
     each entry within 4 standard errors; L lower triangular with a positive diagonal; d = 1 works."""
     T, eig = 7, np.array([2.0, 1.0, 0.5])
     with jax.enable_x64(True):
-        keys = jax.random.split(jax.random.key(4), 20_000)
+        keys = jax.random.split(jax.random.key(4), 10_000)
         L = np.asarray(jax.vmap(lambda k: sample_gram_cholesky(k, jnp.sqrt(eig), T))(keys))
         one = np.asarray(sample_gram_cholesky(keys[0], jnp.ones(1), T))
     assert np.all(np.triu(L, 1) == 0) and np.all(np.diagonal(L, axis1=1, axis2=2) > 0)
@@ -209,7 +213,7 @@ def test_bartlett_factor_has_the_wishart_moments():
     mean, var = T * np.diag(eig), T * (np.diag(eig) ** 2 + np.outer(eig, eig))
     se = np.sqrt(var / len(keys))
     assert np.all(np.abs(gram.mean(0) - mean) <= 4 * se)
-    assert np.all(np.abs(gram.var(0) / var - 1) <= 0.06)  # 3-4 standard errors at 20,000 draws
+    assert np.all(np.abs(gram.var(0) / var - 1) <= 0.09)  # about 3.5 standard errors at 10,000 draws
     assert not np.all(np.abs(gram.mean(0) - (T + 1) * np.diag(eig)) <= 4 * se), "negative control: T + 1 dof"
 
 
