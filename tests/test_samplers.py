@@ -181,20 +181,40 @@ def errors(**kw) -> np.ndarray:
     return sim.run_trials(SimConfig(trials=TRIALS, **{**SHAPE, **kw}))[0]
 
 
-@pytest.mark.parametrize("kw", [
-    dict(regime="replace", design="fresh", cov="powerlaw", alpha=1.5),
-    dict(regime="accumulate"),
-    dict(regime="accumulate", design="fresh"),
-], ids=lambda kw: "-".join(str(v) for v in kw.values()))
-def test_stats_sampler_has_the_law_of_the_labels_sampler(kw):
-    """Per-trial errors at generations 0, 1 and the last: same law (KS, Anderson-Darling), variances
-    within 4 standard errors of their ratio's log; a sampler with the noise scale off by 15% is rejected."""
-    by_stats, by_labels = errors(sampler="stats", **kw), errors(sampler="labels", seed=12, **kw)
+def law_checks(by_stats: np.ndarray, by_labels: np.ndarray) -> None:
+    """Generations 0, 1 and the last: same law (KS, Anderson-Darling) and variances within 4 standard
+    errors of the log of their ratio (var of log s^2 ~ (excess kurtosis + 2) / n)."""
     for n in (0, 1, SHAPE["generations"]):
         assert same_law(by_stats[:, n], by_labels[:, n]), n
         log_ratio = np.log(by_stats[:, n].var() / by_labels[:, n].var())
         kurt = stats.kurtosis(np.concatenate([by_stats[:, n], by_labels[:, n]]))
-        assert abs(log_ratio) <= 4 * math.sqrt((kurt + 2) * 2 / TRIALS), n  # var of log s^2 ~ (kurt + 2)/n
+        assert abs(log_ratio) <= 4 * math.sqrt((kurt + 2) * 2 / TRIALS), n
+
+
+@pytest.mark.parametrize("regime, relative, wrong", [
+    ("replace", lambda n: n + 1, lambda n: n),
+    ("accumulate", lambda n: np.cumsum(1 / np.arange(1, n[-1] + 2) ** 2), lambda n: np.cumsum(1 / np.arange(1, n[-1] + 2))),
+], ids=["replace", "accumulate"])
+def test_stats_sampler_on_a_fixed_design_matches_theory_and_labels(regime, relative, wrong):
+    """Mean error per generation within 4 standard errors of theory (and a wrong formula rejected);
+    the same law as the labels sampler."""
+    by_stats = errors(regime=regime, sampler="stats", seed=12)
+    mean, se = by_stats.mean(0), by_stats.std(0, ddof=1) / math.sqrt(TRIALS)
+    base = SHAPE["sigma"] ** 2 * SHAPE["d"] / (SHAPE["T"] - SHAPE["d"] - 1)
+    n = np.arange(SHAPE["generations"] + 1)
+    assert np.all(np.abs(mean - base * relative(n)) <= 4 * se)
+    assert not np.all(np.abs(mean - base * wrong(n)) <= 4 * se), "negative control: a wrong formula"
+    law_checks(by_stats, errors(regime=regime, sampler="labels"))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(regime="replace", design="fresh", cov="powerlaw", alpha=1.5),
+    dict(regime="accumulate", design="fresh"),
+], ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_stats_sampler_on_fresh_designs_has_the_law_of_the_labels_sampler(kw):
+    """Wishart (Bartlett) designs: the same law as drawn designs; a noise scale off by 15% is rejected."""
+    by_labels = errors(sampler="labels", seed=12, **kw)
+    law_checks(errors(sampler="stats", **kw), by_labels)
     wrong = errors(sampler="stats", **{**kw, "sigma": SHAPE["sigma"] * 1.15})
     assert not same_law(wrong[:, -1], by_labels[:, -1]), "negative control: noise scale off by 15%"
 

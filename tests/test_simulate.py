@@ -29,12 +29,12 @@ def agrees(result, relative_formula) -> bool:
 
 @pytest.fixture(scope="module")
 def replace_run():
-    return simulate(SimConfig(regime="replace", trials=TRIALS, **SHAPE))
+    return simulate(SimConfig(regime="replace", sampler="labels", trials=TRIALS, **SHAPE))
 
 
 @pytest.fixture(scope="module")
 def accumulate_run():
-    return simulate(SimConfig(regime="accumulate", trials=TRIALS, **SHAPE))
+    return simulate(SimConfig(regime="accumulate", sampler="labels", trials=TRIALS, **SHAPE))
 
 
 def test_replace_grows_linearly(replace_run):
