@@ -17,7 +17,8 @@ Regimes (n >= 1, X_n the design of generation n):
 
 Samplers (the data step, :class:`Data`): ``labels`` draws X_n and every label; ``stats`` (replace and
 accumulate) draws only what their fit reads, X_n^T X_n from its Wishart law (a fixed design: X once) and
-X_n^T Y_n given it: the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use individual labels: ``labels``.
+X_n^T Y_n given it: the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use
+individual labels, so ``labels``.
 """
 
 from __future__ import annotations
