@@ -191,9 +191,14 @@ def law_checks(by_stats: np.ndarray, by_labels: np.ndarray) -> None:
         assert abs(log_ratio) <= 4 * math.sqrt((kurt + 2) * 2 / TRIALS), n
 
 
+def harmonic(n, power):
+    """sum_{k=1}^{n+1} k^-power for each n of the array ``n`` = 0, 1, ..."""
+    return np.cumsum(1 / np.arange(1, n[-1] + 2) ** power)
+
+
 @pytest.mark.parametrize("regime, relative, wrong", [
     ("replace", lambda n: n + 1, lambda n: n),
-    ("accumulate", lambda n: np.cumsum(1 / np.arange(1, n[-1] + 2) ** 2), lambda n: np.cumsum(1 / np.arange(1, n[-1] + 2))),
+    ("accumulate", lambda n: harmonic(n, 2), lambda n: harmonic(n, 1)),
 ], ids=["replace", "accumulate"])
 def test_stats_sampler_on_a_fixed_design_matches_theory_and_labels(regime, relative, wrong):
     """Mean error per generation within 4 standard errors of theory (and a wrong formula rejected);
