@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+import os
 import warnings
 
 import jax
@@ -24,6 +25,7 @@ sim = importlib.import_module("linreg_collapse.simulate")
 regimes = importlib.import_module("linreg_collapse.regimes")
 
 LEVEL = 1e-3  # a law check passes when its test does not reject at this level
+FULL = pytest.mark.skipif(os.environ.get("LINREG_FULL") != "1", reason="heavy variant: set LINREG_FULL=1")
 
 
 # --- index samplers: the new one, the algorithm it replaced, the peer's rule, a wrong one --------------
@@ -214,7 +216,7 @@ def test_stats_sampler_on_a_fixed_design_matches_theory_and_labels(regime, relat
 
 @pytest.mark.parametrize("kw", [
     dict(regime="replace", design="fresh", cov="powerlaw", alpha=1.5),
-    dict(regime="accumulate", design="fresh"),
+    pytest.param(dict(regime="accumulate", design="fresh"), marks=FULL),
 ], ids=lambda kw: "-".join(str(v) for v in kw.values()))
 def test_stats_sampler_on_fresh_designs_has_the_law_of_the_labels_sampler(kw):
     """Wishart (Bartlett) designs: the same law as drawn designs; a noise scale off by 15% is rejected."""
