@@ -75,7 +75,7 @@ def sim_config(regime: str, args):
     from linreg_collapse import SimConfig
 
     return SimConfig(regime=regime, T=args.T, d=args.d, sigma=SIGMA, generations=args.generations,
-                     trials=args.trials, seed=0)
+                     trials=args.trials, seed=0, sampler="labels")  # the floor below counts labels' work
 
 
 def run_one_process(args) -> None:

@@ -21,6 +21,8 @@ MASKS = ("random", "disjoint", "threshold", "file")
 DESIGNS = ("fixed", "fresh")
 COVARIANCES = ("identity", "powerlaw")
 DTYPES = ("float64", "float32")
+SAMPLERS = ("labels", "stats")
+STATS_REGIMES = ("replace", "accumulate")  # regimes whose fit reads only X^T X and X^T Y
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +49,10 @@ class SimConfig:
       threshold: tau; ``threshold`` masks edit position t iff |Y_{n-1,t} - x_t^T w_{n-1}| <= tau sigma.
       masks: user masks of shape [generations, T] with entries in [0, 1] (``mask="file"``).
       dtype: ``float64`` (default; what theory is checked against) or ``float32``.
+      sampler: how synthetic data is drawn: ``labels`` (X and every label; draw for draw the same as a
+        NumPy loop fed the same keys) or ``stats`` (X^T X and X^T Y from their exact law, d normals instead
+        of T; replace and accumulate only). None (default): ``stats`` where it applies, else ``labels``;
+        :attr:`effective_sampler` says which runs.
     """
 
     regime: str = "replace"
@@ -66,6 +72,7 @@ class SimConfig:
     threshold: float = 1.0
     masks: Optional[np.ndarray] = dataclasses.field(default=None, compare=False, repr=False)
     dtype: str = "float64"
+    sampler: Optional[str] = None
 
     def __post_init__(self):
         validate(self)
@@ -75,9 +82,17 @@ class SimConfig:
         """sigma^2 d / (T - d - 1): the expected test error of one OLS fit on real data."""
         return base_error(self.T, self.d, self.sigma)
 
+    @property
+    def effective_sampler(self) -> str:
+        """The sampler that runs: ``sampler``, or by default ``stats`` where the regime allows it."""
+        if self.sampler is not None:
+            return self.sampler
+        return "stats" if self.regime in STATS_REGIMES else "labels"
+
     def to_dict(self) -> dict:
-        """JSON-ready description (user masks summarised by their shape and SHA-256)."""
+        """JSON-ready description (user masks summarised by their shape and SHA-256; the sampler that runs)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "masks"}
+        out["sampler"] = self.effective_sampler
         if self.masks is not None:
             out["masks_shape"] = list(self.masks.shape)
             out["masks_sha256"] = hashlib.sha256(np.ascontiguousarray(self.masks, np.float64).tobytes()).hexdigest()
@@ -143,6 +158,11 @@ def validate(cfg: SimConfig) -> None:
     _choice("edit_op", cfg.edit_op, EDIT_OPS)
     _choice("mask", cfg.mask, MASKS)
     _choice("dtype", cfg.dtype, DTYPES)
+    if cfg.sampler is not None:
+        _choice("sampler", cfg.sampler, SAMPLERS)
+        require(cfg.sampler == "labels" or cfg.regime in STATS_REGIMES,
+                f"--sampler stats is not available for regime={cfg.regime!r}: it fits individual labels; "
+                f"use --sampler labels (stats applies to {', '.join(STATS_REGIMES)})")
     _integer("d", cfg.d, 1)
     _integer("T", cfg.T, 1)
     require(cfg.T > cfg.d + 1, f"T={cfg.T} must be > d + 1 = {cfg.d + 1} (OLS test error is infinite otherwise)")

@@ -14,6 +14,11 @@ Regimes (n >= 1, X_n the design of generation n):
 * ``accumulate-subsample``: the same data, fit on T points drawn without replacement from the pool
   D_0 + ... + D_n.
 * ``edit``: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1} on the fixed design (see :mod:`.edits`, :mod:`.masks`).
+
+Samplers (the data step, :class:`Data`): ``labels`` draws X_n and every label; ``stats`` (replace and
+accumulate) draws only what their fit reads, X_n^T X_n from its Wishart law (a fixed design: X once) and
+X_n^T Y_n given it: the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use
+individual labels, so ``labels``.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .design import gram_cholesky, ols, sample_design
+from .design import gram_cholesky, ols, sample_design, sample_gram_cholesky, sample_without_replacement
 from .edits import EDIT_OPS, apply_edit
 from .masks import SCHEDULES
 
@@ -44,9 +49,9 @@ class RetrainState(NamedTuple):
     """The model of generation ``n`` and the training set it was fit on."""
 
     n: jax.Array  # generation index of w
-    X: jax.Array  # [T, d] design of the current training set
+    X: jax.Array  # [T, d] design of the current training set (() under the stats sampler)
     chol: jax.Array  # [d, d] Cholesky factor the regime solves with (its docstring says of which Gram matrix)
-    Y: jax.Array  # [T] labels of the current training set
+    Y: jax.Array  # [T] labels of the current training set (() under the stats sampler)
     w: jax.Array  # [d] current model w_n
     aux: Any  # regime-specific state (sufficient statistics, pool, mask state)
 
@@ -66,93 +71,121 @@ def _noise(key, params: Params, T: int) -> jax.Array:
     return params.sigma * jax.random.normal(key, (T,), dtype=params.sqrt_eig.dtype)
 
 
-def _real_data(trial_key, params: Params, T: int):
-    """Generation 0: X_0, Y_0 = X_0 w* + E_0, and its OLS fit."""
+class Data(NamedTuple):
+    """One generation's training data as the OLS fit sees it: the Gram factor L (X^T X = L L^T) and X^T Y.
+
+    Under the ``labels`` sampler X and Y are drawn and kept; the ``stats`` sampler draws X^T Y (and, for a
+    fresh design, L) from the exact joint law and keeps neither X nor Y (both are then ``()``)."""
+
+    X: Any
+    Y: Any
+    chol: jax.Array
+    xty: jax.Array
+
+
+def _design(key, params: Params, T: int, sampler: str, fresh: bool):
+    """(X, L) of a new Gaussian design, X^T X = L L^T. Labels: X drawn and factorised. Stats: X = (); a
+    design drawn anew each generation (``fresh``) has L drawn directly from the Wishart law of X^T X
+    (:func:`~linreg_collapse.design.sample_gram_cholesky`), a fixed one is drawn once as X and factorised
+    (one draw per trial, and no chi-square sampler to compile)."""
+    if sampler == "stats" and fresh:
+        return (), sample_gram_cholesky(key, params.sqrt_eig, T)
+    X = sample_design(key, params.sqrt_eig, T)
+    return (() if sampler == "stats" else X), gram_cholesky(X)
+
+
+def _labels(key, X, chol, w, params: Params, sampler: str):
+    """(Y, X^T Y) for Y = X w + E, E ~ N(0, sigma^2 I_T): drawn label by label (labels), or (stats) as
+    X^T Y = X^T X w + X^T E with X^T E ~ N(0, sigma^2 X^T X) given X, i.e. X^T Y = L (L^T w + sigma z),
+    z ~ N(0, I_d): d normals instead of T, Y = ()."""
+    if sampler == "stats":
+        z = jax.random.normal(key, (chol.shape[0],), dtype=chol.dtype)
+        return (), chol @ (chol.T @ w + params.sigma * z)
+    Y = X @ w + _noise(key, params, X.shape[0])
+    return Y, X.T @ Y
+
+
+def _real_data(trial_key, params: Params, T: int, sampler: str, fresh: bool) -> Data:
+    """Generation 0: X_0, Y_0 = X_0 w* + E_0."""
     k_design, k_noise, _, _ = generation_keys(trial_key, 0)
-    X = sample_design(k_design, params.sqrt_eig, T)
-    Y = X @ params.w_star + _noise(k_noise, params, T)
-    chol = gram_cholesky(X)
-    return X, chol, Y, ols(chol, X.T @ Y)
+    X, chol = _design(k_design, params, T, sampler, fresh)
+    Y, xty = _labels(k_noise, X, chol, params.w_star, params, sampler)
+    return Data(X, Y, chol, xty)
 
 
-def _next_design(state: RetrainState, k_design, params: Params, fresh: bool):
-    """(X_n, chol_n): a new Gaussian design if ``fresh``, else the current one."""
-    if not fresh:
-        return state.X, state.chol
-    X = sample_design(k_design, params.sqrt_eig, state.X.shape[0])
-    return X, gram_cholesky(X)
-
-
-def _synthetic_data(state: RetrainState, trial_key, params: Params, fresh: bool):
-    """Generation n's data from generation n-1's model: X_n, Y_n = X_n w_{n-1} + E_n."""
+def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, fresh: bool, sampler: str):
+    """Generation n's data from generation n-1's model: X_n (new if ``fresh``, else the current one),
+    Y_n = X_n w_{n-1} + E_n. Returns (n, data, the generation's subsample key)."""
     n = state.n + 1
     k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
-    X, chol = _next_design(state, k_design, params, fresh)
-    Y = X @ state.w + _noise(k_noise, params, X.shape[0])
-    return n, X, chol, Y, k_pool
+    X, chol = _design(k_design, params, T, sampler, fresh) if fresh else (state.X, state.chol)
+    Y, xty = _labels(k_noise, X, chol, state.w, params, sampler)
+    return n, Data(X, Y, chol, xty), k_pool
 
 
-def replace_regime(T: int, generations: int, fresh: bool) -> Regime:
+def replace_regime(T: int, generations: int, fresh: bool, sampler: str) -> Regime:
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
-        return RetrainState(jnp.int32(0), X, chol, Y, w, ())
+        data = _real_data(key, params, T, sampler, fresh)
+        return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), ())
 
     def step(state, key, params):
-        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
-        return RetrainState(n, X, chol, Y, ols(chol, X.T @ Y), ()), jnp.nan
+        n, data, _ = _synthetic_data(state, key, params, T, fresh, sampler)
+        return RetrainState(n, data.X, data.chol, data.Y, ols(data.chol, data.xty), ()), jnp.nan
 
     return Regime(init, step)
 
 
-def accumulate_regime(T: int, generations: int, fresh: bool) -> Regime:
-    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n.
+def accumulate_regime(T: int, generations: int, fresh: bool, sampler: str) -> Regime:
+    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n, with X_k^T X_k = L_k L_k^T.
 
     With a fixed design sum_k X_k^T X_k = (n + 1) X^T X, so w_n = (X^T X)^{-1} (sum_k X^T Y_k) / (n + 1)
     with generation 0's Cholesky factor: no Gram matrix is formed or factorised after generation 0.
     """
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
-        return RetrainState(jnp.int32(0), X, chol, Y, w, (X.T @ X if fresh else (), X.T @ Y))
+        data = _real_data(key, params, T, sampler, fresh)
+        gram = data.chol @ data.chol.T if fresh else ()
+        return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), (gram, data.xty))
 
     def step(state, key, params):
-        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
+        n, data, _ = _synthetic_data(state, key, params, T, fresh, sampler)
         gram, xty = state.aux
-        xty = xty + X.T @ Y
+        xty = xty + data.xty
         if fresh:
-            gram = gram + X.T @ X
+            gram = gram + data.chol @ data.chol.T
             chol = jnp.linalg.cholesky(gram)
             w = ols(chol, xty)
         else:
+            chol = data.chol
             w = ols(chol, xty) / (n + 1)
-        return RetrainState(n, X, chol, Y, w, (gram, xty)), jnp.nan
+        return RetrainState(n, data.X, chol, data.Y, w, (gram, xty)), jnp.nan
 
     return Regime(init, step)
 
 
 def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime:
     """aux = (X_n, chol_n, pool_X, pool_Y): the newest design (the one synthetic data is drawn on) and
-    the (generations + 1) T pooled points, filled generation by generation.
+    the (generations + 1) T pooled points, filled generation by generation. Labels sampler only: the fit
+    uses individual pooled points.
 
     With a fixed design the pool's rows are copies of X, so only the labels are pooled.
     """
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
+        X, Y, chol, xty = _real_data(key, params, T, "labels", fresh)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
-        return RetrainState(jnp.int32(0), X, chol, Y, w, (X, chol, pool_X, pool_Y))
+        return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), (X, chol, pool_X, pool_Y))
 
     def step(state, key, params):
         design_X, design_chol, pool_X, pool_Y = state.aux
-        n, X, chol, Y, k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params, fresh)
+        n, (X, Y, chol, _), k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params,
+                                                      T, fresh, "labels")
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
-        # T indices uniformly without replacement among the (n + 1) T filled slots.
-        filled = jnp.arange(pool_size) < (n + 1) * T
-        idx = jnp.argsort(jnp.where(filled, jax.random.uniform(k_pool, (pool_size,)), 2.0))[:T]
+        idx = sample_without_replacement(k_pool, (n + 1) * T, T)  # T of the (n + 1) T filled slots
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
         chol_s = gram_cholesky(Xs)
@@ -171,8 +204,8 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
     schedule = SCHEDULES[mask]()
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
-        return RetrainState(jnp.int32(0), X, chol, Y, w, schedule.init(T))
+        X, Y, chol, xty = _real_data(key, params, T, "labels", False)
+        return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), schedule.init(T))
 
     def step(state, key, params):
         n = state.n + 1
@@ -186,11 +219,14 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
     return Regime(init, step)
 
 
-def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str) -> Regime:
-    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES`."""
+def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str,
+                sampler: str = "labels") -> Regime:
+    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES`; ``sampler``
+    (``labels`` or ``stats``, see :class:`Data`) applies to replace and accumulate, the others use labels."""
+    fresh = design == "fresh"
     if regime == "edit":
         return edit_regime(T, edit_op, mask)
-    fresh = design == "fresh"
-    factory = {"replace": replace_regime, "accumulate": accumulate_regime,
-               "accumulate-subsample": accumulate_subsample_regime}[regime]
-    return factory(T, generations, fresh)
+    if regime == "accumulate-subsample":
+        return accumulate_subsample_regime(T, generations, fresh)
+    factory = {"replace": replace_regime, "accumulate": accumulate_regime}[regime]
+    return factory(T, generations, fresh, sampler)

@@ -109,12 +109,13 @@ def trial_keys(seed: int, start: int, count: int) -> jax.Array:
 
 
 def _static(cfg: SimConfig) -> tuple:
-    return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask)
+    return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask, cfg.effective_sampler)
 
 
-def trial_program(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
+def trial_program(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
+                  sampler: str = "labels"):
     """``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``, not yet jitted."""
-    init, step = make_regime(regime, T, generations, design, edit_op, mask)
+    init, step = make_regime(regime, T, generations, design, edit_op, mask, sampler)
 
     def one_trial(key, params: Params):
         eig = params.sqrt_eig**2
@@ -133,9 +134,10 @@ def trial_program(regime: str, T: int, d: int, generations: int, design: str, ed
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
+def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
+                    sampler: str = "labels"):
     """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
-    return jax.jit(trial_program(regime, T, d, generations, design, edit_op, mask))
+    return jax.jit(trial_program(regime, T, d, generations, design, edit_op, mask, sampler))
 
 
 @functools.lru_cache(maxsize=64)

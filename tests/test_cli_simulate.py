@@ -26,6 +26,7 @@ def test_table_and_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert set(data) >= {"config", "base", "generation", "mean", "stderr", "edit_fraction"}
     assert data["config"]["regime"] == "edit" and data["generation"] == [0, 1, 2, 3]
+    assert data["config"]["sampler"] == "labels"  # the sampler that ran (edit needs labels)
     assert data["base"] == pytest.approx(5 / 24)
     np.testing.assert_allclose(data["edit_fraction"], [0, 0.3, 0.1333333, 0.0666667], atol=1e-6)
     assert float(rows[1][1]) == pytest.approx(data["mean"][1] / data["base"], abs=1e-4)
@@ -83,6 +84,9 @@ BAD = {
     "mask without edit": (["--regime", "accumulate", "--mask", "random"],
                           "--mask has no effect here: it applies only with --regime edit"),
     "oversized": (["--T", "100000000", "--d", "10"], "one trial needs about"),
+    "stats sampler for edit": (["--regime", "edit", "--sampler", "stats"], "--sampler stats is not available"),
+    "stats sampler for subsample": (["--regime", "accumulate-subsample", "--sampler", "stats"],
+                                    "--sampler stats is not available for regime='accumulate-subsample'"),
 }
 
 

@@ -29,12 +29,12 @@ def agrees(result, relative_formula) -> bool:
 
 @pytest.fixture(scope="module")
 def replace_run():
-    return simulate(SimConfig(regime="replace", trials=TRIALS, **SHAPE))
+    return simulate(SimConfig(regime="replace", sampler="labels", trials=TRIALS, **SHAPE))
 
 
 @pytest.fixture(scope="module")
 def accumulate_run():
-    return simulate(SimConfig(regime="accumulate", trials=TRIALS, **SHAPE))
+    return simulate(SimConfig(regime="accumulate", sampler="labels", trials=TRIALS, **SHAPE))
 
 
 def test_replace_grows_linearly(replace_run):
@@ -77,7 +77,7 @@ def _edit_with_masks(masks, trials=64):
 def test_resample_with_identity_mask_is_replace_draw_for_draw():
     ones = np.ones((SHAPE["generations"], SHAPE["T"]))
     edited = sim.run_trials(_edit_with_masks(ones))[0]
-    replaced = sim.run_trials(SimConfig(regime="replace", trials=64, **SHAPE))[0]
+    replaced = sim.run_trials(SimConfig(regime="replace", trials=64, sampler="labels", **SHAPE))[0]
     assert np.array_equal(edited, replaced)
     full_random = SimConfig(regime="edit", edit_op="resample", mask="random", edit_fraction=1.0, trials=64, **SHAPE)
     assert np.array_equal(sim.run_trials(full_random)[0], replaced)
@@ -125,8 +125,9 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
             X = np.asarray(jax.random.normal(kd, (T, d), dtype=np.float64)) * sqrt_eig
             E = cfg.sigma * np.asarray(jax.random.normal(kn, (T,), dtype=np.float64))
             u_mask = np.asarray(jax.random.uniform(km, (T,)))
-            u_pool = np.asarray(jax.random.uniform(kp, ((cfg.generations + 1) * T,)))
-        return X, E, u_mask, u_pool
+            size = (n + 1) * T  # the subsample's Floyd draws r_i uniform on {0, ..., size - T + i}
+            r_pool = np.asarray(jax.random.randint(kp, (T,), 0, size - T + 1 + np.arange(T), dtype=np.int32))
+        return X, E, u_mask, r_pool
 
     def fit(X, Y):
         return np.linalg.lstsq(X, Y, rcond=None)[0]
@@ -140,7 +141,7 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
     pool_X, pool_Y, edited = [X], [Y], np.zeros(T, bool)
     errors = [error(w)]
     for n in range(1, cfg.generations + 1):
-        Xn, E, u_mask, u_pool = draws(n)
+        Xn, E, u_mask, r_pool = draws(n)
         if cfg.regime == "edit":
             Xn = X
             proposal = Xn @ w + E if cfg.edit_op == "resample" else Y + E
@@ -163,8 +164,10 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
                 w = fit(Xn, Yn)
             elif cfg.regime == "accumulate":
                 w = fit(np.vstack(pool_X), np.concatenate(pool_Y))
-            else:  # accumulate-subsample: T of the (n + 1) T pooled points, smallest uniforms first
-                idx = np.argsort(u_pool[: (n + 1) * T])[:T]
+            else:  # accumulate-subsample: T of the (n + 1) T pooled points, Floyd's algorithm step by step
+                idx = []
+                for i, r in enumerate(r_pool):
+                    idx.append(n * T + i if r in idx else r)
                 w = fit(np.vstack(pool_X)[idx], np.concatenate(pool_Y)[idx])
         errors.append(error(w))
     return np.array(errors)
@@ -181,7 +184,7 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
     dict(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.3, decay=0.7),
 ], ids=lambda o: "-".join(str(v) for v in o.values()))
 def test_jitted_simulator_matches_numpy_loop(overrides):
-    cfg = SimConfig(trials=3, **{**SHAPE, **overrides})
+    cfg = SimConfig(trials=3, sampler="labels", **{**SHAPE, **overrides})
     errors = sim.run_trials(cfg)[0]
     for trial in range(cfg.trials):
         np.testing.assert_allclose(errors[trial], _numpy_reference(cfg, trial), rtol=1e-9)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SimConfig, inapplicable,
-                      load_masks)
+from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SAMPLERS, SimConfig,
+                      inapplicable, load_masks)
 from ..errors import InputError
 from ..io import check_writable, write_json
 from ..memory import check_fits
@@ -60,6 +60,9 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=d.threshold, help="tau: edit iff |residual| <= tau sigma")
     p.add_argument("--masks-file", metavar="PATH", help="masks [generations, T] in [0, 1] (.npy, .csv or text)")
     p.add_argument("--dtype", choices=DTYPES, default=d.dtype)
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
+                   help="stats: draw X^T X and X^T Y from their exact law (replace, accumulate; faster); "
+                        "labels: every label, draw for draw like a NumPy loop (default: stats where it applies)")
 
 
 class _GivenStore(argparse._StoreAction):

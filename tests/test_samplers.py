@@ -1,0 +1,256 @@
+"""Samplers: the accumulate-subsample index draw (Floyd's algorithm, loop-free) has the law of the sort
+it replaced and of the peer's ``np.random.choice(..., replace=False)``; the ``stats`` sampler (Wishart
+Gram factor, X^T Y given it) has the law of the ``labels`` sampler. Every law check is seeded, states its
+level, and rejects a deliberately wrong sampler."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+import os
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from linreg_collapse import SimConfig
+from linreg_collapse.design import sample_gram_cholesky, sample_without_replacement
+from linreg_collapse.errors import InputError
+
+sim = importlib.import_module("linreg_collapse.simulate")
+regimes = importlib.import_module("linreg_collapse.regimes")
+
+LEVEL = 1e-3  # a law check passes when its test does not reject at this level
+FULL = pytest.mark.skipif(os.environ.get("LINREG_FULL") != "1", reason="heavy variant: set LINREG_FULL=1")
+
+
+# --- index samplers: the new one, the algorithm it replaced, the peer's rule, a wrong one --------------
+
+
+POOL = 128  # padded pool of the reference below: at least every population drawn from in this file
+
+
+def argsort_subset(key, population, k):
+    """The previous algorithm (reference): the k smallest of uniforms on the filled prefix of a padded pool."""
+    u = jnp.where(jnp.arange(POOL) < population, jax.random.uniform(key, (POOL,)), 2.0)
+    return jnp.argsort(u)[:k]
+
+
+def off_by_one_floyd_subsets(population: int, k: int, draws: int, seed: int = 0) -> np.ndarray:
+    """Negative control: Floyd's loop with r_i on {0..j_i - 1}: distinct indices, wrong law."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((draws, k), int)
+    for row in out:
+        picks = []
+        for i, t in enumerate(rng.integers(0, population - k + np.arange(k))):
+            picks.append(population - k + i if t in picks else t)
+        row[:] = picks
+    return out
+
+
+def draw_subsets(sampler, population: int, k: int, draws: int, seed: int = 0) -> np.ndarray:
+    """[draws, k] index sets from a JAX sampler, vmapped over keys."""
+    keys = jax.random.split(jax.random.key(seed), draws)
+    return np.asarray(jax.jit(jax.vmap(lambda key: sampler(key, population, k)))(keys))
+
+
+def peer_subsets(population: int, k: int, draws: int, seed: int = 0) -> np.ndarray:
+    """The peer's rule: ``RandomState.choice(population, k, replace=False)``, one call per draw."""
+    rng = np.random.RandomState(seed)
+    return np.stack([rng.choice(population, size=k, replace=False) for _ in range(draws)])
+
+
+def subset_uniformity_pvalue(subsets: np.ndarray, population: int) -> float:
+    """Chi-square goodness of fit of the drawn k-subsets to the uniform law on all C(population, k)."""
+    k = subsets.shape[1]
+    index = {s: i for i, s in enumerate(itertools.combinations(range(population), k))}
+    counts = np.bincount([index[tuple(sorted(s))] for s in subsets.tolist()], minlength=len(index))
+    return stats.chisquare(counts).pvalue
+
+
+@pytest.mark.parametrize("sampler", [sample_without_replacement, argsort_subset, "peer"],
+                         ids=["floyd", "argsort-reference", "peer-choice"])
+def test_every_k_subset_is_equally_likely(sampler):
+    population, k, draws = 8, 4, 14_000  # 70 subsets, 200 draws each
+    subsets = peer_subsets(population, k, draws) if sampler == "peer" else draw_subsets(sampler, population, k, draws)
+    assert subset_uniformity_pvalue(subsets, population) > LEVEL
+
+
+def test_off_by_one_floyd_is_rejected():
+    subsets = off_by_one_floyd_subsets(8, 4, 14_000)
+    assert np.all(np.sort(subsets, axis=1)[:, 1:] > np.sort(subsets, axis=1)[:, :-1]), "distinct, yet"
+    assert subset_uniformity_pvalue(subsets, 8) < 1e-9
+
+
+def test_realistic_pool_inclusion_and_block_counts():
+    """Generation n = 5 of T = 100: 100 of 600 slots. Indices distinct and in range; each slot included
+    with probability 1/6 (chi-square on inclusion counts, scaled by 1 - 1/6 for the draws' negative
+    correlation); the newest block's count is hypergeometric and has the same law as the peer's rule
+    (chi-square homogeneity)."""
+    population, k, draws = 600, 100, 3000
+    subsets = draw_subsets(sample_without_replacement, population, k, draws)
+    ordered = np.sort(subsets, axis=1)
+    assert ordered[:, 0].min() >= 0 and ordered[:, -1].max() < population
+    assert np.all(ordered[:, 1:] > ordered[:, :-1])
+    p = k / population
+    inclusion = np.bincount(subsets.ravel(), minlength=population)
+    chi2 = np.sum((inclusion - draws * p) ** 2) / (draws * p * (1 - p))
+    assert stats.chi2.sf(chi2, population - 1) > LEVEL
+
+    def newest_block_counts(s):
+        return np.sum(s >= population - k, axis=1)
+
+    bins = np.arange(8, 26)  # counts outside are pooled into the end bins
+    pmf = stats.hypergeom(population, k, k).pmf(bins)
+    pmf[0] += stats.hypergeom(population, k, k).cdf(bins[0] - 1)
+    pmf[-1] += stats.hypergeom(population, k, k).sf(bins[-1])
+    ours = np.bincount(np.clip(newest_block_counts(subsets), bins[0], bins[-1]) - bins[0], minlength=bins.size)
+    assert stats.chisquare(ours, draws * pmf).pvalue > LEVEL
+    peer = newest_block_counts(peer_subsets(population, k, draws))
+    theirs = np.bincount(np.clip(peer, bins[0], bins[-1]) - bins[0], minlength=bins.size)
+    keep = (ours + theirs) > 0
+    assert stats.chi2_contingency(np.stack([ours[keep], theirs[keep]])).pvalue > LEVEL
+    older = np.sum(subsets < k, axis=1)  # negative control: the oldest block is not the newest's law shifted
+    shifted = np.bincount(np.clip(older + 3, bins[0], bins[-1]) - bins[0], minlength=bins.size)
+    assert stats.chisquare(shifted, draws * pmf).pvalue < 1e-9
+
+
+# --- errors: accumulate-subsample with the new index draw, the old one and the peer's rule -------------
+
+
+SUB = dict(regime="accumulate-subsample", T=20, d=4, generations=4, sigma=1.0, seed=7)
+SUB_TRIALS = 2000
+
+
+def same_law(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two samples not told apart at LEVEL by Kolmogorov-Smirnov nor by k-sample Anderson-Darling
+    (its statistic against the 0.1% critical value)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "p-value floored": only the statistic is used
+        ad = stats.anderson_ksamp([a, b])
+    return bool(stats.ks_2samp(a, b).pvalue > LEVEL and ad.statistic < ad.critical_values[-1])
+
+
+def peer_rule_errors(trials: int, seed: int = 3, newest_only: bool = False) -> np.ndarray:
+    """Last-generation errors of accumulate-subsample written as the peer does: a fixed design, the pool
+    concatenated, ``RandomState.choice(replace=False)`` and a pseudo-inverse fit. ``newest_only``: the
+    negative control, a rule that ignores the pool and keeps the newest T points (that is, replace)."""
+    T, d, G, sigma = SUB["T"], SUB["d"], SUB["generations"], SUB["sigma"]
+    rng = np.random.RandomState(seed)
+    out = np.empty(trials)
+    for trial in range(trials):
+        w_star = rng.randn(d) / np.sqrt(d)
+        X = rng.randn(T, d)
+        pool_X, pool_Y = X, X @ w_star + sigma * rng.randn(T)
+        w = np.linalg.pinv(X) @ pool_Y
+        for _ in range(G):
+            pool_X = np.concatenate([pool_X, X])
+            pool_Y = np.concatenate([pool_Y, X @ w + sigma * rng.randn(T)])
+            idx = rng.choice(len(pool_Y), size=T, replace=False)
+            idx = len(pool_Y) - T + np.arange(T) if newest_only else idx
+            w = np.linalg.pinv(pool_X[idx]) @ pool_Y[idx]
+        out[trial] = np.sum((w - w_star) ** 2)
+    return out
+
+
+def subsample_errors(monkeypatch, index_sampler) -> np.ndarray:
+    """Per-trial last-generation errors of the simulator with ``index_sampler`` (compiled afresh, uncached)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(regimes, "sample_without_replacement", index_sampler)
+        patch.setattr(sim, "compiled_runner", sim.compiled_runner.__wrapped__)
+        return sim.run_trials(SimConfig(trials=SUB_TRIALS, **SUB))[0][:, -1]
+
+
+def test_subsample_errors_have_the_law_of_the_sort_and_of_the_peer(monkeypatch):
+    ours = subsample_errors(monkeypatch, sample_without_replacement)
+    assert same_law(ours, subsample_errors(monkeypatch, argsort_subset))
+    assert same_law(ours, peer_rule_errors(SUB_TRIALS))
+    assert not same_law(ours, peer_rule_errors(SUB_TRIALS, newest_only=True)), "negative control: no pool"
+
+
+# --- the stats sampler against the labels sampler --------------------------------------------------
+
+
+SHAPE = dict(T=40, d=8, generations=5, sigma=0.7, seed=11)  # test_simulate's shape: shares its compilations
+TRIALS = 3000
+
+
+def errors(**kw) -> np.ndarray:
+    return sim.run_trials(SimConfig(trials=TRIALS, **{**SHAPE, **kw}))[0]
+
+
+def law_checks(by_stats: np.ndarray, by_labels: np.ndarray) -> None:
+    """Generations 0, 1 and the last: same law (KS, Anderson-Darling) and variances within 4 standard
+    errors of the log of their ratio (var of log s^2 ~ (excess kurtosis + 2) / n)."""
+    for n in (0, 1, SHAPE["generations"]):
+        assert same_law(by_stats[:, n], by_labels[:, n]), n
+        log_ratio = np.log(by_stats[:, n].var() / by_labels[:, n].var())
+        kurt = stats.kurtosis(np.concatenate([by_stats[:, n], by_labels[:, n]]))
+        assert abs(log_ratio) <= 4 * math.sqrt((kurt + 2) * 2 / TRIALS), n
+
+
+def harmonic(n, power):
+    """sum_{k=1}^{n+1} k^-power for each n of the array ``n`` = 0, 1, ..."""
+    return np.cumsum(1 / np.arange(1, n[-1] + 2) ** power)
+
+
+@pytest.mark.parametrize("regime, relative, wrong", [
+    ("replace", lambda n: n + 1, lambda n: n),
+    ("accumulate", lambda n: harmonic(n, 2), lambda n: harmonic(n, 1)),
+], ids=["replace", "accumulate"])
+def test_stats_sampler_on_a_fixed_design_matches_theory_and_labels(regime, relative, wrong):
+    """Mean error per generation within 4 standard errors of theory (and a wrong formula rejected);
+    the same law as the labels sampler."""
+    by_stats = errors(regime=regime, sampler="stats", seed=12)
+    mean, se = by_stats.mean(0), by_stats.std(0, ddof=1) / math.sqrt(TRIALS)
+    base = SHAPE["sigma"] ** 2 * SHAPE["d"] / (SHAPE["T"] - SHAPE["d"] - 1)
+    n = np.arange(SHAPE["generations"] + 1)
+    assert np.all(np.abs(mean - base * relative(n)) <= 4 * se)
+    assert not np.all(np.abs(mean - base * wrong(n)) <= 4 * se), "negative control: a wrong formula"
+    law_checks(by_stats, errors(regime=regime, sampler="labels"))
+
+
+@pytest.mark.parametrize("kw", [
+    dict(regime="replace", design="fresh", cov="powerlaw", alpha=1.5),
+    pytest.param(dict(regime="accumulate", design="fresh"), marks=FULL),
+], ids=lambda kw: "-".join(str(v) for v in kw.values()))
+def test_stats_sampler_on_fresh_designs_has_the_law_of_the_labels_sampler(kw):
+    """Wishart (Bartlett) designs: the same law as drawn designs; a noise scale off by 15% is rejected."""
+    by_labels = errors(sampler="labels", seed=12, **kw)
+    law_checks(errors(sampler="stats", **kw), by_labels)
+    wrong = errors(sampler="stats", **{**kw, "sigma": SHAPE["sigma"] * 1.15})
+    assert not same_law(wrong[:, -1], by_labels[:, -1]), "negative control: noise scale off by 15%"
+
+
+def test_bartlett_factor_has_the_wishart_moments():
+    """L L^T from :func:`sample_gram_cholesky`: mean T Sigma and Var((X^T X)_ij) = T (S_ij^2 + S_ii S_jj),
+    each entry within 4 standard errors; L lower triangular with a positive diagonal; d = 1 works."""
+    T, eig = 7, np.array([2.0, 1.0, 0.5])
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(4), 10_000)
+        L = np.asarray(jax.vmap(lambda k: sample_gram_cholesky(k, jnp.sqrt(eig), T))(keys))
+        one = np.asarray(sample_gram_cholesky(keys[0], jnp.ones(1), T))
+    assert np.all(np.triu(L, 1) == 0) and np.all(np.diagonal(L, axis1=1, axis2=2) > 0)
+    assert one.shape == (1, 1) and one[0, 0] > 0
+    gram = L @ np.swapaxes(L, 1, 2)
+    mean, var = T * np.diag(eig), T * (np.diag(eig) ** 2 + np.outer(eig, eig))
+    se = np.sqrt(var / len(keys))
+    assert np.all(np.abs(gram.mean(0) - mean) <= 4 * se)
+    assert np.all(np.abs(gram.var(0) / var - 1) <= 0.09)  # about 3.5 standard errors at 10,000 draws
+    assert not np.all(np.abs(gram.mean(0) - (T + 1) * np.diag(eig)) <= 4 * se), "negative control: T + 1 dof"
+
+
+def test_sampler_choice_is_validated_and_recorded():
+    assert SimConfig(regime="replace").effective_sampler == "stats"
+    assert SimConfig(regime="edit").effective_sampler == "labels"
+    assert SimConfig(regime="accumulate", sampler="labels").to_dict()["sampler"] == "labels"
+    assert SimConfig(regime="accumulate").to_dict()["sampler"] == "stats"
+    for regime in ("edit", "accumulate-subsample"):
+        with pytest.raises(InputError, match="--sampler stats"):
+            SimConfig(regime=regime, sampler="stats")
+    with pytest.raises(InputError, match="sampler"):
+        SimConfig(sampler="wishart")
