@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .config import SimConfig
 from .design import covariance_eigenvalues, test_error
 from .io import atomic_path
+from .progress import heartbeat
 from .regimes import Params, make_regime
 
 CHUNK_TRIALS = 1024
@@ -150,8 +151,9 @@ def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | 
         for c in range(n_chunks):
             if c in done:
                 continue
-            errors, fractions = run(trial_keys(cfg.seed, c * chunk, chunk), params)
-            done[c] = (np.asarray(errors, np.float64), np.asarray(fractions, np.float64))
+            with heartbeat(bar, f"chunk {c + 1}/{n_chunks}"):
+                errors, fractions = run(trial_keys(cfg.seed, c * chunk, chunk), params)
+                done[c] = (np.asarray(errors, np.float64), np.asarray(fractions, np.float64))
             if checkpoint:
                 _save_checkpoint(checkpoint, cfg, done)
             bar.update(1)
