@@ -10,11 +10,11 @@ futex forever.
 
 Run (safe: a watchdog ends the process after ``--seconds``, exit status 1 on deadlock)::
 
-    python docs/xla_hang_repro.py                # jaxlib 0.10.x on 2 cores: "DEADLOCK"
+    python docs/xla_hang_repro.py                # jaxlib 0.10.0-0.10.2 on 2 cores: "DEADLOCK"
     python docs/xla_hang_repro.py --workaround   # the package's XLA flag: "finished"
-    taskset -c 0 python docs/xla_hang_repro.py   # one core, a one-thread pool: "finished"
 
-``--batch 768`` (below jaxlib's split threshold) or jax/jaxlib 0.9.2 finish too.
+``--batch 768`` (below jaxlib's split threshold) or jax/jaxlib 0.9.2 (no batch splitting) finish too;
+``taskset -c 0`` does not help here (the pool is still sized from the machine's 2 CPUs).
 """
 
 import argparse
