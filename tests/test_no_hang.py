@@ -14,10 +14,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import selectors
+import queue
 import subprocess
 import sys
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_SECONDS = 90.0  # compile + run of one configuration on a loaded 2-core machine, with margin
+FULL_CONFIG_SECONDS = 300.0  # the full grid's largest shapes (T = 512, 4096 trials) on a loaded machine
 FULL = os.environ.get("LINREG_FULL") == "1"
 
 CHILD = """
@@ -58,29 +59,29 @@ def run_guarded(configs: list[dict], script: str = CHILD, seconds: float = CONFI
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     child.stdin.write("".join(json.dumps(c) + "\n" for c in configs))
     child.stdin.close()
-    selector = selectors.DefaultSelector()
-    selector.register(child.stdout, selectors.EVENT_READ)
-    current, times, log = None, [], []
-    deadline = time.monotonic() + seconds
+    lines: queue.Queue = queue.Queue()  # a reader thread: select() cannot see lines already buffered
+    threading.Thread(target=lambda: [*map(lines.put, child.stdout), lines.put("")], daemon=True).start()
+    current, times, log = "(child start-up)", [], []
     try:
         while True:
-            if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            try:
+                line = lines.get(timeout=seconds)
+            except queue.Empty:
                 pytest.fail(f"no progress for {seconds:.0f} s (hang?) in configuration {current}")
-            line = child.stdout.readline()
             if not line:
                 break
             log.append(line)
             word, _, rest = line.strip().partition(" ")
             if word == "start":
-                current, deadline = rest, time.monotonic() + seconds
+                current = rest
             elif word == "done":
                 times.append(float(rest))
-                current = None
+                current = "(child exit)" if len(times) == len(configs) else "(between configurations)"
     finally:
         if child.poll() is None:
             os.killpg(child.pid, 9)
         child.wait()
-    assert child.returncode == 0 and current is None and len(times) == len(configs), (
+    assert child.returncode == 0 and len(times) == len(configs), (
         f"child failed (status {child.returncode}) in configuration {current}:\n" + "".join(log[-20:]))
     return times
 
@@ -125,7 +126,7 @@ def test_full_grid_and_issue_command_finish():
     configs = grid(shapes=[(100, 1000), (256, 4096), (512, 2048)], dtypes=["float64", "float32"])
     halves = [[ISSUE_SHAPED] + configs[0::2], configs[1::2]]
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(run_guarded, halves))
+        list(pool.map(lambda configs: run_guarded(configs, seconds=FULL_CONFIG_SECONDS), halves))
 
 
 @pytest.mark.skipif(not FULL, reason="needs LINREG_FULL=1 (waits out a deadlock)")
