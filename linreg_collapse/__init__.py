@@ -12,8 +12,12 @@ import importlib
 import sys
 import types
 
-from .config import SimConfig, base_error
-from .errors import InputError
+from .jax_setup import configure_xla
+
+configure_xla()  # before any JAX computation: see jax_setup (a jaxlib 0.10 deadlock on few cores)
+
+from .config import SimConfig, base_error  # noqa: E402
+from .errors import InputError  # noqa: E402
 
 # Exported name -> the submodule defining it, imported on first access.
 _LAZY = {"simulate": "simulate", "SimResult": "simulate", "sweep": "sweep"}

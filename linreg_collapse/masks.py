@@ -21,12 +21,31 @@ class MaskSchedule(NamedTuple):
     sample: Callable[..., tuple[jax.Array, Any]]
 
 
-def _uniform_ranks(key: jax.Array, T: int, taken: jax.Array | None = None) -> jax.Array:
-    """Uniformly random ranks 0..T-1 of the positions; positions in ``taken`` rank last."""
-    u = jax.random.uniform(key, (T,))
-    if taken is not None:
-        u = jnp.where(taken, 2.0, u)
-    return jnp.argsort(jnp.argsort(u))
+KEY_BITS = 32
+
+
+def select_uniform(key: jax.Array, available: jax.Array, k: jax.Array) -> jax.Array:
+    """Boolean mask of exactly min(k, #available) positions drawn uniformly without replacement among
+    ``available``, in O(T) per draw (no sort).
+
+    Each position gets a random 32-bit key; the chosen ones are the k smallest available keys (ties,
+    of probability ~T/2^32 at the boundary, broken by position). The k-th smallest key v is found by a
+    bitwise binary search, v = min{u : #{available t : key_t <= u} >= k}, one counting pass per bit.
+    """
+    # Unavailable positions get the largest key; the search never counts it (every candidate below is
+    # smaller than 2^32 - 1), so it needs no availability test per pass.
+    keys = jnp.where(available, jax.random.bits(key, available.shape, jnp.uint32), jnp.uint32(2**KEY_BITS - 1))
+    k = jnp.asarray(k).astype(jnp.int32)
+
+    def refine(b, v):  # decide bit (KEY_BITS - 1 - b) of v
+        bit = jnp.left_shift(jnp.uint32(1), (KEY_BITS - 1 - b).astype(jnp.uint32))
+        at_most = jnp.sum(keys <= (v | (bit - 1)), dtype=jnp.int32)
+        return jnp.where(at_most >= k, v, v | bit)
+
+    v = jax.lax.fori_loop(0, KEY_BITS, refine, jnp.uint32(0))
+    below = available & (keys < v)
+    ties = available & (keys == v)
+    return below | (ties & (jnp.cumsum(ties, dtype=jnp.int32) <= k - jnp.sum(below, dtype=jnp.int32)))
 
 
 def random_schedule() -> MaskSchedule:
@@ -38,7 +57,7 @@ def random_schedule() -> MaskSchedule:
     def sample(state, key, n, residual, params):
         T = residual.shape[0]
         k = jnp.round(params.edit_fraction * T)
-        return (_uniform_ranks(key, T) < k).astype(residual.dtype), state
+        return select_uniform(key, jnp.ones(T, dtype=bool), k).astype(residual.dtype), state
 
     return MaskSchedule(init, sample)
 
@@ -55,7 +74,7 @@ def disjoint_schedule() -> MaskSchedule:
     def sample(edited, key, n, residual, params):
         T = residual.shape[0]
         k = jnp.round(T * params.edit_fraction * params.decay ** (n - 1))
-        m = (_uniform_ranks(key, T, taken=edited) < k) & ~edited
+        m = select_uniform(key, ~edited, k)
         return m.astype(residual.dtype), edited | m
 
     return MaskSchedule(init, sample)

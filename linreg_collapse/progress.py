@@ -12,13 +12,17 @@ log the outer step's line says enough.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import threading
 import time
 from typing import Iterable, Iterator, Optional, TypeVar
 
 from tqdm import tqdm
 
 MAX_LOG_LINES = 20  # most lines one progress report writes when stderr is not a terminal
+HEARTBEAT_SECONDS = 1.0  # a terminal bar's refresh during one long step
+LOG_HEARTBEAT_SECONDS = 30.0  # a log's "still running" line during one long step
 T = TypeVar("T")
 
 
@@ -60,6 +64,34 @@ class Progress:
             suffix = f": {note}" if note else ""
             print(f"{self.desc}: {self.done}/{self.total} {self.unit}s done ({elapsed:.1f} s){suffix}",
                   file=sys.stderr, flush=True)
+
+    @contextlib.contextmanager
+    def heartbeat(self, label: str):
+        """Keep the report moving while one long step (a compile, a chunk) runs inside the ``with`` block:
+        on a terminal ``label`` and its seconds so far refresh every :data:`HEARTBEAT_SECONDS`; in a log a
+        "still running" line every :data:`LOG_HEARTBEAT_SECONDS`. A stalled step shows as a growing count
+        with no step finishing. Nothing runs when the report is disabled."""
+        if not self.enabled:
+            yield
+            return
+        start, stop = time.monotonic(), threading.Event()
+        every = HEARTBEAT_SECONDS if self._terminal else LOG_HEARTBEAT_SECONDS
+
+        def tick():
+            while not stop.wait(every):
+                seconds = time.monotonic() - start
+                if self._terminal:
+                    self._bar.set_postfix_str(f"{label} {seconds:.0f} s", refresh=True)
+                else:
+                    print(f"{self.desc}: {label} still running ({seconds:.0f} s)", file=sys.stderr, flush=True)
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def close(self) -> None:
         self._bar.close()

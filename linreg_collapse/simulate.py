@@ -230,11 +230,12 @@ def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str
             key_data = np.stack([jax.random.key_data(trial_keys(x.seed, c * chunk, chunk)) for x in cfgs])
             keys = place(key_data, mesh, PartitionSpec(None, TRIALS))
             try:
-                run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
-                compile_seconds += seconds
-                start = time.perf_counter()
-                errors, fractions = run(keys, params)
-                done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
+                with bar.heartbeat(f"chunk {c + 1}/{n_chunks}"):  # a slow compile or chunk visibly moves
+                    run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
+                    compile_seconds += seconds
+                    start = time.perf_counter()
+                    errors, fractions = run(keys, params)
+                    done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
             except jax.errors.JaxRuntimeError as err:
                 raise ResourceError(_resource_message(err, c, n_chunks, chunk, checkpoint)) from None
             run_seconds += time.perf_counter() - start

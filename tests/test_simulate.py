@@ -124,7 +124,7 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
             kd, kn, km, kp = generation_keys(key, n)
             X = np.asarray(jax.random.normal(kd, (T, d), dtype=np.float64)) * sqrt_eig
             E = cfg.sigma * np.asarray(jax.random.normal(kn, (T,), dtype=np.float64))
-            u_mask = np.asarray(jax.random.uniform(km, (T,)))
+            u_mask = np.asarray(jax.random.bits(km, (T,), np.uint32))  # mask keys: smallest k win
             size = (n + 1) * T  # the subsample's Floyd draws r_i uniform on {0, ..., size - T + i}
             r_pool = np.asarray(jax.random.randint(kp, (T,), 0, size - T + 1 + np.arange(T), dtype=np.int32))
         return X, E, u_mask, r_pool
@@ -146,12 +146,12 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
             Xn = X
             proposal = Xn @ w + E if cfg.edit_op == "resample" else Y + E
             if cfg.mask == "random":
-                m = np.argsort(np.argsort(u_mask)) < np.round(cfg.edit_fraction * T)
+                m = np.argsort(np.argsort(u_mask, kind="stable")) < np.round(cfg.edit_fraction * T)
             else:  # disjoint
                 k = np.round(T * cfg.edit_fraction * cfg.decay ** (n - 1))
                 free = np.flatnonzero(~edited)
                 m = np.zeros(T, bool)
-                m[free[np.argsort(u_mask[free])[: int(k)]]] = True
+                m[free[np.argsort(u_mask[free], kind="stable")[: int(k)]]] = True
                 edited |= m
             Y = np.where(m, proposal, Y)
             w = fit(X, Y)

@@ -1,0 +1,125 @@
+"""Editing at large T: seconds per trial-generation of the simulator (each mask schedule x operator) and of
+the exact estimator, against the arithmetic floor measured on this machine (issue 15).
+
+Steady state: each program is compiled and run once, then timed on further calls (best of ``--repeats``),
+in process CPU seconds (all threads; the shared machine's wall clock is meaningless under load).
+The floor of one edit trial-generation is its random numbers (T normals for the noise, T keys for a
+random/disjoint mask) at the measured rate of ``jax.random`` plus its flops (X w and X^T Y: 4 T d) at the
+measured rate of a batched matrix-vector product; the d x d solve is negligible at T >> d.
+``--reference`` also times the previous mask sampler (two argsorts of T uniforms per generation).
+
+    PYTHONPATH=. python benchmarks/bench_editing.py --T 100 1000 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linreg_collapse import SimConfig
+from linreg_collapse.exact import _edit_program, _mask_sampler, chunk_size as exact_chunk
+from linreg_collapse.simulate import _static, compiled_runner, make_params, trial_keys
+
+GENERATIONS = 5
+WORK = 2_000_000  # trials x T per timed call: enough work to time, little memory
+
+
+def best_time(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())  # compile and warm up
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        jax.block_until_ready(fn())
+        times.append(time.process_time() - start)
+    return min(times)
+
+
+def trials_for(T: int) -> int:
+    return int(np.clip(WORK // T, 2, 1024))
+
+
+def simulator_time(T: int, d: int, op: str, mask: str, repeats: int) -> float:
+    """Seconds per trial-generation of the simulator's edit program."""
+    trials = trials_for(T)
+    cfg = SimConfig(regime="edit", T=T, d=d, generations=GENERATIONS, trials=trials, edit_op=op, mask=mask,
+                    edit_fraction=0.1, decay=0.9)
+    with jax.enable_x64(True):
+        run, params, keys = compiled_runner(*_static(cfg)), make_params(cfg), trial_keys(0, 0, trials)
+        return best_time(lambda: run(keys, params), repeats) / (trials * GENERATIONS)
+
+
+def exact_time(T: int, d: int, repeats: int) -> float:
+    """Seconds per trial-generation of the exact estimator (edit, resample, random masks)."""
+    cfg = SimConfig(regime="edit", T=T, d=d, generations=GENERATIONS, trials=2, mask="random")
+    chunk = exact_chunk(cfg)
+    with jax.enable_x64(True):
+        params, keys = make_params(cfg), trial_keys(0, 0, chunk)
+        masks = _mask_sampler("random", T, GENERATIONS)(keys, params)
+        run = _edit_program(T, d, GENERATIONS)
+        return best_time(lambda: run(keys, masks, params, True), repeats) / (chunk * GENERATIONS)
+
+
+def reference_mask_time(T: int, repeats: int) -> float:
+    """Seconds per trial-generation of the previous random-mask sampler (argsort of an argsort)."""
+    trials = trials_for(T)
+
+    def one(key):
+        u = jax.random.uniform(key, (T,))
+        return jnp.argsort(jnp.argsort(u)) < round(0.1 * T)
+
+    with jax.enable_x64(True):
+        keys = trial_keys(0, 0, trials)
+        run = jax.jit(jax.vmap(one))
+        return best_time(lambda: run(keys), repeats) / trials
+
+
+def floor_rates(repeats: int) -> tuple[float, float]:
+    """Measured (seconds per float64 normal, seconds per flop of a batched mat-vec) on this machine."""
+    n = 2**22
+    with jax.enable_x64(True):
+        normal = jax.jit(lambda k: jax.random.normal(k, (n,)))
+        per_random = best_time(lambda: normal(jax.random.key(0)), repeats) / n
+        B, T, d = 256, 4096, 10
+        X = jnp.ones((B, T, d)) / d
+        w = jnp.ones((B, d))
+        matvec = jax.jit(lambda X, w: jnp.einsum("btd,bd->bt", X, w))
+        per_flop = best_time(lambda: matvec(X, w), repeats) / (2 * B * T * d)
+    return per_random, per_flop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--T", type=int, nargs="+", default=[100, 1000, 10000, 100000])
+    parser.add_argument("--d", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--exact-max-T", type=int, default=2000,
+                        help="largest T for the exact estimator (it holds a T x T covariance per trial)")
+    parser.add_argument("--reference", action="store_true", help="also time the previous argsort mask sampler")
+    args = parser.parse_args()
+    per_random, per_flop = floor_rates(args.repeats)
+    print(f"# load {os.getloadavg()[0]:.1f}; floor rates: {per_random * 1e9:.2f} ns per normal, "
+          f"{per_flop * 1e9:.3f} ns per flop; d = {args.d}, {GENERATIONS} generations, edit fraction 0.1")
+    print(f"{'T':>7} {'case':<26} {'us/trial-gen':>12} {'floor us':>9} {'x floor':>8}")
+    for T in args.T:
+        floor = {"random": 2 * T * per_random, "disjoint": 2 * T * per_random, "threshold": T * per_random}
+        for op in ("resample", "perturb"):
+            for mask in floor:  # a user mask file costs what threshold does, less the comparison
+                t = simulator_time(T, args.d, op, mask, args.repeats)
+                f = floor[mask] + 4 * T * args.d * per_flop
+                print(f"{T:>7} {op + ' ' + mask:<26} {t * 1e6:>12.2f} {f * 1e6:>9.2f} {t / f:>8.1f}", flush=True)
+        if args.reference:
+            t = reference_mask_time(T, args.repeats)
+            print(f"{T:>7} {'previous random mask only':<26} {t * 1e6:>12.2f}", flush=True)
+        if T <= args.exact_max_T:
+            t = exact_time(T, args.d, args.repeats)
+            f = 3 * args.d * T * T * per_flop
+            print(f"{T:>7} {'exact (3 d T^2 flops)':<26} {t * 1e6:>12.2f} {f * 1e6:>9.2f} {t / f:>8.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
