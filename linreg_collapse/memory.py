@@ -46,6 +46,8 @@ def trial_bytes(cfg: SimConfig) -> int:
     T, d, pool = cfg.T, cfg.d, (cfg.generations + 1) * cfg.T
     fresh = cfg.design == "fresh"
     floats = (5.25 * T * d + 1.25 * T) if fresh else (5.0 * T * d + 1.3 * T)
+    if cfg.effective_sampler == "stats":  # X^T X and X^T Y drawn directly: X only once (fixed), never (fresh)
+        floats = 0.0 if fresh else 2.0 * T * d + 1.3 * T
     if cfg.regime == "accumulate-subsample":
         floats = 5.25 * T * d + (d + 3.25) * pool if fresh else max(floats, 3.3 * T * d + 3.25 * pool)
     floats += 4 * d * d + 2 * cfg.generations + 64

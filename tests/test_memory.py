@@ -20,14 +20,16 @@ sim = importlib.import_module("linreg_collapse.simulate")  # the module (the pac
 ROOT = Path(__file__).resolve().parents[1]
 
 # One shape per distinct memory model: fixed and fresh designs, the subsample pool (labels; rows too),
-# the edit path, float32. Each is one compile (seconds); the last two run with LINREG_FULL=1.
+# the edit path, float32, the stats sampler. Each is one compile (seconds); FULL_ONLY runs with LINREG_FULL=1.
 SHAPES = {
-    "replace fixed": dict(regime="replace", T=400, d=20, generations=3),
+    "replace fixed": dict(regime="replace", T=400, d=20, generations=3, sampler="labels"),
+    "replace fixed stats": dict(regime="replace", T=400, d=20, generations=3, sampler="stats"),
+    "replace fresh stats": dict(regime="replace", design="fresh", T=400, d=20, generations=3, sampler="stats"),
     "subsample fresh": dict(regime="accumulate-subsample", design="fresh", T=300, d=8, generations=12),
     "subsample fixed": dict(regime="accumulate-subsample", T=300, d=8, generations=12),
     "edit disjoint float32": dict(regime="edit", mask="disjoint", T=400, d=20, generations=3, dtype="float32"),
 }
-FULL_ONLY = {"subsample fixed", "edit disjoint float32"}
+FULL_ONLY = {"subsample fixed", "edit disjoint float32", "replace fixed"}
 FULL = os.environ.get("LINREG_FULL") == "1"
 # The chunked-run tests share one program (same static shape and batch size) so it compiles once.
 SMALL_RUN = dict(regime="replace", T=30, d=5, generations=2)
