@@ -47,7 +47,7 @@ def trial_bytes(cfg: SimConfig) -> int:
     fresh = cfg.design == "fresh"
     floats = (5.25 * T * d + 1.25 * T) if fresh else (5.0 * T * d + 1.3 * T)
     if cfg.effective_sampler == "stats":  # X^T X and X^T Y drawn directly: X only once (fixed), never (fresh)
-        floats = 0.0 if fresh else 2.0 * T * d + 1.3 * T
+        floats = 0.0 if fresh else 3.3 * T * d + 1.3 * T
     if cfg.regime == "accumulate-subsample":
         floats = 5.25 * T * d + (d + 3.25) * pool if fresh else max(floats, 3.3 * T * d + 3.25 * pool)
     floats += 4 * d * d + 2 * cfg.generations + 64
@@ -87,12 +87,12 @@ def available_bytes() -> tuple[int, str]:
 
 
 def plan_chunk(cfg: SimConfig, most: int) -> int:
-    """Trials per chunk: at most ``most`` and ``cfg.trials``, and as many as fit in :data:`CHUNK_BYTES`, or
+    """Trials per chunk: at most ``most``, and as many as fit in :data:`CHUNK_BYTES`, or
     in :data:`CHUNK_SHARE` of the memory available when that is less, down to one; InputError
     (:func:`check_fits`) when one does not fit."""
     available, _ = check_fits(cfg)
     budget = min(CHUNK_BYTES, CHUNK_SHARE * available) - chunk_bytes(cfg, 0)
-    return int(max(1, min(most, cfg.trials, budget // trial_bytes(cfg))))
+    return int(max(1, min(most, budget // trial_bytes(cfg))))
 
 
 def check_fits(cfg: SimConfig) -> tuple[int, str]:

@@ -92,7 +92,8 @@ def test_oversized_run_exits_2_in_one_line_writing_nothing(tmp_path):
                 "--json", str(out), env={memory.ENV_OVERRIDE: str(16 * 2**30)})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    assert "one trial needs about 38.2 GiB" in proc.stderr and "16.0 GiB is available" in proc.stderr
+    needed = memory.format_bytes(memory.chunk_bytes(SimConfig(T=100_000_000, d=10, trials=2, generations=1), 1))
+    assert f"one trial needs about {needed}" in proc.stderr and "16.0 GiB is available" in proc.stderr
     assert "lower --T or --d" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 

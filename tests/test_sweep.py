@@ -140,4 +140,4 @@ def test_grid_keys_are_simulates_flags():
     simulate_parser = build_parser()._subparsers._group_actions[0].choices["simulate"]
     flags = {s[2:] for a in simulate_parser._actions for s in a.option_strings if s.startswith("--")}
     keys = set(parse_grid({"T": 20}).points()[0][0])
-    assert keys == flags - {"help", "json"}
+    assert keys == flags - {"help", "json", "no-progress"}

@@ -74,7 +74,7 @@ def small_checks(theory: float):
 
 @pytest.mark.parametrize("theory, code", [(3.0, 0), (2.0, 1)])
 def test_command_table_json_and_exit_code(tmp_path, capsys, monkeypatch, theory, code):
-    monkeypatch.setattr("linreg_collapse.commands.verify.default_checks", small_checks(theory))
+    monkeypatch.setattr("linreg_collapse.verify.default_checks", small_checks(theory))
     out = tmp_path / "v.json"
     assert main(["verify", "--reduced", "--json", str(out)]) == code
     assert ("1/1 checks pass" if code == 0 else "0/1 checks pass") in capsys.readouterr().out
@@ -85,8 +85,8 @@ def test_command_table_json_and_exit_code(tmp_path, capsys, monkeypatch, theory,
 @pytest.mark.parametrize("mutant_expr, code", [(lambda _: n * BASE, 0), (lambda _: n * BASE + BASE, 1)])
 def test_command_mutants_exit_code(tmp_path, capsys, monkeypatch, mutant_expr, code):
     """Exit 0 only when every mutant is killed: n BASE is killed, an equivalent rewrite survives."""
-    monkeypatch.setattr("linreg_collapse.commands.verify.default_checks", small_checks(3.0))
-    monkeypatch.setattr("linreg_collapse.commands.verify.registry",
+    monkeypatch.setattr("linreg_collapse.verify.default_checks", small_checks(3.0))
+    monkeypatch.setattr("linreg_collapse.mutants.registry",
                         lambda: (Mutant("m", "test", (("replace", mutant_expr),)),))
     out = tmp_path / "v.json"
     assert main(["verify", "--reduced", "--mutants", "--json", str(out)]) == code
