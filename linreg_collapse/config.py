@@ -20,6 +20,8 @@ MASKS = ("random", "disjoint", "threshold", "file")
 DESIGNS = ("fixed", "fresh")
 COVARIANCES = ("identity", "powerlaw")
 DTYPES = ("float64", "float32")
+WSTARS = ("flat", "powerlaw")
+DEFAULT_WSTAR_EXPONENT = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,12 @@ class SimConfig:
       threshold: tau; ``threshold`` masks edit position t iff |Y_{n-1,t} - x_t^T w_{n-1}| <= tau sigma.
       masks: user masks of shape [generations, T] with entries in [0, 1] (``mask="file"``).
       dtype: ``float64`` (default; what theory is checked against) or ``float32``.
+      ridge: lambda >= 0; every fit is w = (X^T X + lambda N I)^{-1} X^T Y on its N samples (N = T, or
+        (n + 1) T for accumulate); lambda = 0 is OLS for T >= d and the minimum-norm interpolator for T < d.
+      wstar: ground truth in Sigma's eigenbasis, unit norm: ``flat`` (1/sqrt(d) each) or ``powerlaw``
+        (w*_k ∝ k^(-wstar_exponent/2)).
+      wstar_exponent: DELTA of ``powerlaw`` (None: DEFAULT_WSTAR_EXPONENT; only with wstar="powerlaw").
+      allow_infinite_mean: run lambda = 0 with d - 1 <= T <= d + 1, where the mean error is infinite.
     """
 
     regime: str = "replace"
@@ -65,14 +73,28 @@ class SimConfig:
     threshold: float = 1.0
     masks: Optional[np.ndarray] = dataclasses.field(default=None, compare=False, repr=False)
     dtype: str = "float64"
+    ridge: float = 0.0
+    wstar: str = "flat"
+    wstar_exponent: Optional[float] = None
+    allow_infinite_mean: bool = False
 
     def __post_init__(self):
         validate(self)
 
     @property
-    def base(self) -> float:
-        """sigma^2 d / (T - d - 1): the expected test error of one OLS fit on real data."""
-        return base_error(self.T, self.d, self.sigma)
+    def is_ols(self) -> bool:
+        """Whether every fit is OLS with a finite mean error: ridge = 0 and T >= d + 2."""
+        return self.ridge == 0 and self.T > self.d + 1
+
+    @property
+    def base(self) -> Optional[float]:
+        """sigma^2 d / (T - d - 1), the expected test error of one OLS fit on real data; None unless is_ols."""
+        return base_error(self.T, self.d, self.sigma) if self.is_ols else None
+
+    @property
+    def delta(self) -> float:
+        """The source exponent DELTA of a ``powerlaw`` w* (the default when none is given)."""
+        return DEFAULT_WSTAR_EXPONENT if self.wstar_exponent is None else float(self.wstar_exponent)
 
     def to_dict(self) -> dict:
         """JSON-ready description (user masks summarised by their shape)."""
@@ -112,7 +134,20 @@ def validate(cfg: SimConfig) -> None:
     _choice("dtype", cfg.dtype, DTYPES)
     _integer("d", cfg.d, 1)
     _integer("T", cfg.T, 1)
-    require(cfg.T > cfg.d + 1, f"T={cfg.T} must be > d + 1 = {cfg.d + 1} (OLS test error is infinite otherwise)")
+    _choice("wstar", cfg.wstar, WSTARS)
+    _finite("ridge", cfg.ridge)
+    require(cfg.ridge >= 0, f"ridge={cfg.ridge} must be >= 0")
+    if cfg.wstar_exponent is not None:
+        _finite("wstar_exponent", cfg.wstar_exponent)
+        require(cfg.wstar == "powerlaw", f"wstar_exponent={cfg.wstar_exponent} needs wstar='powerlaw' "
+                                         f"(got wstar={cfg.wstar!r})")
+    require(isinstance(cfg.allow_infinite_mean, bool), "allow_infinite_mean must be True or False")
+    require(cfg.ridge > 0 or not cfg.d - 1 <= cfg.T <= cfg.d + 1 or cfg.allow_infinite_mean,
+            f"T={cfg.T} with d={cfg.d} and ridge=0: the mean test error is infinite for d - 1 <= T <= d + 1 "
+            f"(use ridge > 0, another T, or allow_infinite_mean / --allow-infinite-mean)")
+    require(cfg.ridge > 0 or cfg.T >= cfg.d - 1 or cfg.regime != "accumulate" or cfg.design != "fresh",
+            f"T={cfg.T} < d - 1 = {cfg.d - 1}: accumulate with design='fresh' and ridge=0 would need the minimum-norm "
+            f"fit of a growing pool, which is not implemented (use ridge > 0 or design='fixed')")
     _integer("generations", cfg.generations, 0)
     _integer("trials", cfg.trials, 2)
     _integer("seed", cfg.seed, 0)

@@ -1,10 +1,13 @@
 """Retraining regimes, each an ``(init, step)`` pair of pure functions on a :class:`RetrainState`.
 
-* ``init(key, params) -> state``: generation 0, the OLS fit on real data Y_0 = X_0 w* + E_0.
+* ``init(key, params) -> state``: generation 0, the fit on real data Y_0 = X_0 w* + E_0.
 * ``step(state, key, params) -> (state, edit_fraction)``: build generation n's data from generation
   n-1's model and refit. ``key`` is the trial's key; per-generation keys come from
   :func:`generation_keys`, with the same split for every regime, so regimes that should agree draw for
   draw (``edit`` with M = I and ``replace``) see the same noise.
+
+Every fit is the ridge / minimum-norm / OLS estimator of :mod:`.design` with ``params.ridge`` times the
+number of samples fitted on (T; (n + 1) T for accumulate, which fits on the whole pool).
 
 Regimes (n >= 1, X_n the design of generation n):
 
@@ -23,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .design import gram_cholesky, ols, sample_design
+from .design import Estimator, estimator, sample_design, shifted_cholesky, weighted_dual_fit
 from .edits import EDIT_OPS, apply_edit
 from .masks import SCHEDULES
 
@@ -38,6 +41,7 @@ class Params(NamedTuple):
     decay: jax.Array  # eta
     threshold: jax.Array  # tau
     masks: jax.Array  # [generations, T] user masks (mask="file"), else [0, T]
+    ridge: jax.Array  # lambda >= 0: the penalty is lambda x (samples fitted on) x ||w||^2
 
 
 class RetrainState(NamedTuple):
@@ -45,7 +49,7 @@ class RetrainState(NamedTuple):
 
     n: jax.Array  # generation index of w
     X: jax.Array  # [T, d] design of the current training set
-    chol: jax.Array  # [d, d] Cholesky factor the regime solves with (its docstring says of which Gram matrix)
+    chol: jax.Array  # Cholesky factor the regime solves with ([d, d] primal, [T, T] dual; see Estimator)
     Y: jax.Array  # [T] labels of the current training set
     w: jax.Array  # [d] current model w_n
     aux: Any  # regime-specific state (sufficient statistics, pool, mask state)
@@ -66,87 +70,94 @@ def _noise(key, params: Params, T: int) -> jax.Array:
     return params.sigma * jax.random.normal(key, (T,), dtype=params.sqrt_eig.dtype)
 
 
-def _real_data(trial_key, params: Params, T: int):
-    """Generation 0: X_0, Y_0 = X_0 w* + E_0, and its OLS fit."""
+def _real_data(trial_key, params: Params, T: int, est: Estimator):
+    """Generation 0: X_0, Y_0 = X_0 w* + E_0, and its fit."""
     k_design, k_noise, _, _ = generation_keys(trial_key, 0)
     X = sample_design(k_design, params.sqrt_eig, T)
     Y = X @ params.w_star + _noise(k_noise, params, T)
-    chol = gram_cholesky(X)
-    return X, chol, Y, ols(chol, X.T @ Y)
+    chol = est.factor(X, params.ridge * T)
+    return X, chol, Y, est.fit(chol, X, Y)
 
 
-def _next_design(state: RetrainState, k_design, params: Params, fresh: bool):
+def _next_design(state: RetrainState, k_design, params: Params, fresh: bool, est: Estimator):
     """(X_n, chol_n): a new Gaussian design if ``fresh``, else the current one."""
     if not fresh:
         return state.X, state.chol
     X = sample_design(k_design, params.sqrt_eig, state.X.shape[0])
-    return X, gram_cholesky(X)
+    return X, est.factor(X, params.ridge * X.shape[0])
 
 
-def _synthetic_data(state: RetrainState, trial_key, params: Params, fresh: bool):
+def _synthetic_data(state: RetrainState, trial_key, params: Params, fresh: bool, est: Estimator):
     """Generation n's data from generation n-1's model: X_n, Y_n = X_n w_{n-1} + E_n."""
     n = state.n + 1
     k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
-    X, chol = _next_design(state, k_design, params, fresh)
+    X, chol = _next_design(state, k_design, params, fresh, est)
     Y = X @ state.w + _noise(k_noise, params, X.shape[0])
     return n, X, chol, Y, k_pool
 
 
-def replace_regime(T: int, generations: int, fresh: bool) -> Regime:
+def replace_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
+        X, chol, Y, w = _real_data(key, params, T, est)
         return RetrainState(jnp.int32(0), X, chol, Y, w, ())
 
     def step(state, key, params):
-        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
-        return RetrainState(n, X, chol, Y, ols(chol, X.T @ Y), ()), jnp.nan
+        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh, est)
+        return RetrainState(n, X, chol, Y, est.fit(chol, X, Y), ()), jnp.nan
 
     return Regime(init, step)
 
 
-def accumulate_regime(T: int, generations: int, fresh: bool) -> Regime:
-    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n.
+def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
+    """aux = (sum_k X_k^T X_k, sum_k statistic_k) over generations 0..n; the penalty is ridge (n + 1) T.
 
-    With a fixed design sum_k X_k^T X_k = (n + 1) X^T X, so w_n = (X^T X)^{-1} (sum_k X^T Y_k) / (n + 1)
-    with generation 0's Cholesky factor: no Gram matrix is formed or factorised after generation 0.
+    With a fixed design sum_k X_k^T X_k + ridge (n + 1) T I = (n + 1) (X^T X + ridge T I), so
+    w_n = est.solve(sum_k statistic_k) / (n + 1) with generation 0's Cholesky factor (primal or dual): no
+    Gram matrix is formed or factorised after generation 0. A fresh design is solved in the primal form
+    (the pooled d x d Gram plus ridge (n + 1) T I; config requires ridge > 0 or T >= d - 1).
     """
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
-        return RetrainState(jnp.int32(0), X, chol, Y, w, (X.T @ X if fresh else (), X.T @ Y))
+        X, chol, Y, w = _real_data(key, params, T, est)
+        stats = (X.T @ X, X.T @ Y) if fresh else ((), est.statistic(X, Y))
+        return RetrainState(jnp.int32(0), X, chol, Y, w, stats)
 
     def step(state, key, params):
-        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh)
-        gram, xty = state.aux
-        xty = xty + X.T @ Y
+        n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh, est)
+        gram, stat = state.aux
         if fresh:
-            gram = gram + X.T @ X
-            chol = jnp.linalg.cholesky(gram)
-            w = ols(chol, xty)
+            gram, stat = gram + X.T @ X, stat + X.T @ Y
+            chol = shifted_cholesky(gram, params.ridge * (n + 1) * T)
+            w = Estimator(dual=False).solve(chol, X, stat)
         else:
-            w = ols(chol, xty) / (n + 1)
-        return RetrainState(n, X, chol, Y, w, (gram, xty)), jnp.nan
+            stat = stat + est.statistic(X, Y)
+            w = est.solve(chol, X, stat) / (n + 1)
+        return RetrainState(n, X, chol, Y, w, (gram, stat)), jnp.nan
 
     return Regime(init, step)
 
 
-def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime:
+def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
     """aux = (X_n, chol_n, pool_X, pool_Y): the newest design (the one synthetic data is drawn on) and
     the (generations + 1) T pooled points, filled generation by generation.
 
-    With a fixed design the pool's rows are copies of X, so only the labels are pooled.
+    With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
+    fixed design repeats rows; the dual form then fits the distinct rows with their multiplicities
+    (:func:`~linreg_collapse.design.weighted_dual_fit`) and the state keeps the selected rows with chol = their
+    factor in that grouping.
     """
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
+        X, chol, Y, w = _real_data(key, params, T, est)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
         return RetrainState(jnp.int32(0), X, chol, Y, w, (X, chol, pool_X, pool_Y))
 
     def step(state, key, params):
         design_X, design_chol, pool_X, pool_Y = state.aux
-        n, X, chol, Y, k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params, fresh)
+        n, X, chol, Y, k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params, fresh,
+                                                est)
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
@@ -155,14 +166,19 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime
         idx = jnp.argsort(jnp.where(filled, jax.random.uniform(k_pool, (pool_size,)), 2.0))[:T]
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
-        chol_s = gram_cholesky(Xs)
-        w = ols(chol_s, Xs.T @ Ys)
+        if fresh or not est.dual:
+            chol_s = est.factor(Xs, params.ridge * T)
+            w = est.fit(chol_s, Xs, Ys)
+        else:
+            counts = jnp.zeros(T, Ys.dtype).at[idx % T].add(1.0)
+            label_sums = jnp.zeros(T, Ys.dtype).at[idx % T].add(Ys)
+            chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
         return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y)), jnp.nan
 
     return Regime(init, step)
 
 
-def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
+def edit_regime(T: int, edit_op: str, mask: str, est: Estimator) -> Regime:
     """Token-level editing on the fixed design: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1}; aux = mask state.
 
     The edit fraction reported for generation n is mean(diag M_n).
@@ -171,7 +187,7 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
     schedule = SCHEDULES[mask]()
 
     def init(key, params):
-        X, chol, Y, w = _real_data(key, params, T)
+        X, chol, Y, w = _real_data(key, params, T, est)
         return RetrainState(jnp.int32(0), X, chol, Y, w, schedule.init(T))
 
     def step(state, key, params):
@@ -181,16 +197,17 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
         proposal = propose(X, Y_prev, w_prev, _noise(k_noise, params, T))
         m, mask_state = schedule.sample(state.aux, k_mask, n, Y_prev - X @ w_prev, params)
         Y = apply_edit(m, proposal, Y_prev)
-        return RetrainState(n, X, state.chol, Y, ols(state.chol, X.T @ Y), mask_state), jnp.mean(m)
+        return RetrainState(n, X, state.chol, Y, est.fit(state.chol, X, Y), mask_state), jnp.mean(m)
 
     return Regime(init, step)
 
 
-def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str) -> Regime:
-    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES`."""
+def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str, d: int) -> Regime:
+    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES` in dimension d."""
+    est = estimator(T, d)
     if regime == "edit":
-        return edit_regime(T, edit_op, mask)
+        return edit_regime(T, edit_op, mask, est)
     fresh = design == "fresh"
     factory = {"replace": replace_regime, "accumulate": accumulate_regime,
                "accumulate-subsample": accumulate_subsample_regime}[regime]
-    return factory(T, generations, fresh)
+    return factory(T, generations, fresh, est)

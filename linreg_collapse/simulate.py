@@ -1,6 +1,6 @@
 """The simulator: ``lax.scan`` over generations inside ``vmap`` over trials, one jitted program.
 
-Trial i uses the key ``fold_in(k_trials, i)`` where ``k_wstar, k_trials = split(key(seed))``, so a
+Trial i uses the key ``fold_in(k_trials, i)`` where ``_, k_trials = split(key(seed))``, so a
 trial's numbers do not depend on how many trials run beside it. Trials run in chunks of at most
 ``CHUNK_TRIALS`` (fewer when one trial's state is large; the last chunk padded), which drives the
 progress bar, bounds memory, and lets a run resume from a checkpoint of finished chunks.
@@ -22,9 +22,10 @@ from scipy import stats
 from tqdm import tqdm
 
 from .config import SimConfig
-from .design import covariance_eigenvalues, test_error
+from .design import covariance_eigenvalues, ground_truth, test_error
 from .io import atomic_path
 from .regimes import Params, make_regime
+from .theory.minnorm import generation0_exact
 
 CHUNK_TRIALS = 1024
 CHUNK_BYTES = 512 * 2**20  # memory budget of one chunk's per-trial state
@@ -35,7 +36,9 @@ class SimResult:
     """Per-generation summary of a run (generation 0 = the fit on real data).
 
     ``errors`` and ``edit_fractions`` hold every trial, shape [trials, generations + 1];
-    ``edit_fraction`` is None for regimes that do not edit.
+    ``edit_fraction`` is None for regimes that do not edit. ``median``, ``q05``, ``q95``: per-generation
+    quantiles across trials (the errors are heavy-tailed near T = d). ``base``: the unit of the printed
+    table, see :func:`base_unit`.
     """
 
     config: SimConfig
@@ -47,20 +50,27 @@ class SimResult:
     edit_fraction: Optional[np.ndarray]
     errors: np.ndarray
     edit_fractions: Optional[np.ndarray]
+    median: np.ndarray
+    q05: np.ndarray
+    q95: np.ndarray
 
     @property
-    def base(self) -> float:
-        return self.config.base
+    def base(self) -> Optional[float]:
+        return base_unit(self.config)[0]
 
     def to_json_dict(self) -> dict:
         return {
             "config": self.config.to_dict(),
             "base": self.base,
+            "base_kind": base_unit(self.config)[1],
             "generation": self.generation.tolist(),
             "mean": self.mean.tolist(),
             "stderr": self.stderr.tolist(),
             "ci_low": self.ci_low.tolist(),
             "ci_high": self.ci_high.tolist(),
+            "median": self.median.tolist(),
+            "q05": self.q05.tolist(),
+            "q95": self.q95.tolist(),
             "edit_fraction": None if self.edit_fraction is None else self.edit_fraction.tolist(),
         }
 
@@ -74,21 +84,32 @@ def mean_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0):
     return mean, stderr, mean - half, mean + half
 
 
+def base_unit(cfg: SimConfig) -> tuple[Optional[float], str]:
+    """(value, description) of the unit results are shown in: sigma^2 d/(T-d-1) for OLS, otherwise the exact
+    generation-0 theory value where one exists (isotropic minimum-norm), otherwise (None, "absolute")."""
+    if cfg.is_ols:
+        return cfg.base, "sigma^2 d/(T-d-1), the OLS error of one fit"
+    value = generation0_exact(cfg)
+    if value is None:
+        return None, "absolute (no exact generation-0 value for this estimator and covariance)"
+    return value, "the exact generation-0 error (1 - T/d) + sigma^2 T/(d-T-1) of isotropic min-norm"
+
+
 def make_params(cfg: SimConfig) -> Params:
     """The traced inputs of ``cfg`` (call inside the run's x64 scope so dtypes match)."""
     dtype = jnp.dtype(cfg.dtype)
-    k_wstar, _ = jax.random.split(jax.random.key(cfg.seed))
     eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
     masks = np.zeros((0, cfg.T)) if cfg.masks is None else np.asarray(cfg.masks)
     scalar = functools.partial(jnp.asarray, dtype=dtype)
     return Params(
-        w_star=jax.random.normal(k_wstar, (cfg.d,), dtype=dtype) / np.sqrt(cfg.d),
+        w_star=scalar(ground_truth(cfg.wstar, cfg.d, cfg.delta)),
         sqrt_eig=scalar(np.sqrt(eig)),
         sigma=scalar(cfg.sigma),
         edit_fraction=scalar(cfg.edit_fraction),
         decay=scalar(cfg.decay),
         threshold=scalar(cfg.threshold),
         masks=scalar(masks),
+        ridge=scalar(cfg.ridge),
     )
 
 
@@ -105,7 +126,7 @@ def _static(cfg: SimConfig) -> tuple:
 @functools.lru_cache(maxsize=64)
 def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str):
     """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
-    init, step = make_regime(regime, T, generations, design, edit_op, mask)
+    init, step = make_regime(regime, T, generations, design, edit_op, mask, d)
 
     def one_trial(key, params: Params):
         eig = params.sqrt_eig**2
@@ -162,9 +183,11 @@ def run_trials(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | 
 
 
 def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None) -> SimResult:
-    """Run ``cfg`` and summarise each generation: mean, standard error, 95% interval, edit fraction."""
+    """Run ``cfg`` and summarise each generation: mean, standard error, 95% interval, median, 5% and 95%
+    quantiles, edit fraction."""
     errors, fractions = run_trials(cfg, progress=progress, checkpoint=checkpoint)
     mean, stderr, lo, hi = mean_interval(errors)
+    q05, median, q95 = np.quantile(errors, [0.05, 0.5, 0.95], axis=0)
     editing = cfg.regime == "edit"
     return SimResult(
         config=cfg,
@@ -173,6 +196,7 @@ def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | No
         edit_fraction=fractions.mean(axis=0) if editing else None,
         errors=errors,
         edit_fractions=fractions if editing else None,
+        median=median, q05=q05, q95=q95,
     )
 
 

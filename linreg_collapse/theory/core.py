@@ -35,7 +35,8 @@ class Result:
 
     ``kind``: ``exact`` (an equality for every T > d + 1), ``limit`` (exact as T, d -> infinity with
     d/T -> gamma, or as d/T -> 0 where it says so), or ``bound`` (an upper bound).
-    ``regime``/``edit_op``/``masks`` name the simulator settings it describes (None or empty = any).
+    ``regime``/``edit_op``/``masks`` name the simulator settings it describes (None or empty = any);
+    ``estimator`` the fit: ``ols`` (ridge 0, T >= d + 2), ``minnorm`` (ridge 0, T <= d - 2) or ``ridge``.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Result:
     assumptions: str
     edit_op: Optional[str] = None
     masks: tuple[str, ...] = ()
+    estimator: str = "ols"
 
     @property
     def relative(self) -> sp.Expr:
