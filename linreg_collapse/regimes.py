@@ -119,8 +119,10 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator) -> 
 
     def init(key, params):
         X, chol, Y, w = _real_data(key, params, T, est)
-        stats = (X.T @ X, X.T @ Y) if fresh else ((), est.statistic(X, Y))
-        return RetrainState(jnp.int32(0), X, chol, Y, w, stats)
+        if not fresh:
+            return RetrainState(jnp.int32(0), X, chol, Y, w, ((), est.statistic(X, Y)))
+        gram = X.T @ X  # the state keeps the primal factor of later generations (unused by generation 1)
+        return RetrainState(jnp.int32(0), X, shifted_cholesky(gram, params.ridge * T), Y, w, (gram, X.T @ Y))
 
     def step(state, key, params):
         n, X, chol, Y, _ = _synthetic_data(state, key, params, fresh, est)
