@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import sympy as sp
@@ -47,6 +47,8 @@ class Result:
     edit_op: Optional[str] = None
     masks: tuple[str, ...] = ()
     estimator: str = "ols"
+    value: Optional[Callable[[dict], float]] = dataclasses.field(default=None, compare=False)
+    """A numeric evaluator for results that are not closed forms (fixed points, integrals): values -> E_test."""
 
     @property
     def relative(self) -> sp.Expr:
