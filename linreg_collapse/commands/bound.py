@@ -46,15 +46,20 @@ def values_from_args(args: argparse.Namespace) -> dict[str, float]:
     k = round(args.edit_fraction * args.T)
     return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1, p=args.edit_fraction, q=k / args.T, k=k,
                 eta=args.decay, gamma=args.d / args.T, Q=args.total_fraction, ridge=args.ridge, cov=args.cov,
-                alpha=args.alpha, wstar=args.wstar, wstar_exponent=cfg.wstar_exponent)
+                alpha=args.alpha, wstar=args.wstar, wstar_exponent=cfg.wstar_exponent, delta=cfg.delta)
 
 
 def describe(result: Result, values: dict[str, float]) -> str:
     """The block printed for one result."""
-    if result.value is not None:
-        value = f"{result.value(values):.6g}   (numerical: T={values['T']:g}, d={values['d']:g}, " \
-                f"sigma={values['sigma']:g}, n={values['n']:g}, ridge={values['ridge']:g}, cov={values['cov']}, " \
-                f"wstar={values['wstar']})"
+    if result.kind == "rate":
+        at = {"alpha": values["alpha"], "DELTA": values["delta"]}
+        law = result.expr.subs({sp.Symbol(name, positive=True): v for name, v in at.items()})
+        value = f"{law}   (alpha={at['alpha']:g}, DELTA={at['DELTA']:g}; up to constant factors)"
+    elif result.value is not None:
+        number = result.value(values)
+        value = "none for these settings (outside the assumptions)" if number is None else \
+            f"{number:.6g}   (numerical: T={values['T']:g}, d={values['d']:g}, sigma={values['sigma']:g}, " \
+            f"n={values['n']:g}, ridge={values['ridge']:g}, cov={values['cov']}, wstar={values['wstar']})"
     elif result.expr.has(sp.Indexed):
         value = "depends on every fraction p_1..p_n (theory.relative_error_curve); constant p: edit-perturb-random"
     else:

@@ -27,14 +27,14 @@ import sympy as sp
 
 from ..config import SimConfig
 from ..errors import require
-from . import editing, minnorm, ols, ridge
+from . import editing, minnorm, ols, ridge, scaling
 # Re-exported: the symbols and recurrences are the package's public vocabulary (notebooks, tests, docs).
 from .core import (BASE, GAUSSIAN, Q, Result, T, c, d, eta, evaluate, gamma, i, k, m_paper, n, p, p_i, q,
                    sigma)  # noqa: F401
 from .editing import (PERTURB_STATE, PERTURB_STEP, RESAMPLE_DISJOINT_ERROR, RESAMPLE_DISJOINT_STATE,
                       RESAMPLE_DISJOINT_STEP, RESAMPLE_RANDOM_STATE, RESAMPLE_RANDOM_STEP, realised_fractions)  # noqa: F401
 
-MODULES = (ols, editing, minnorm, ridge)
+MODULES = (ols, editing, minnorm, ridge, scaling)
 """Every module whose ``results()`` the registry collects, in the order ``bound`` lists them."""
 
 
