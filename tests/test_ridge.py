@@ -13,12 +13,12 @@ import pytest
 
 from linreg_collapse.cli import main
 from linreg_collapse.config import SimConfig
-from linreg_collapse.design import covariance_eigenvalues, estimator, ground_truth
+from linreg_collapse.design import covariance_eigenvalues, estimator, ground_truth, weighted_dual_fit
 from linreg_collapse.errors import InputError
 from linreg_collapse.exact import conditional_errors
 from linreg_collapse.simulate import base_unit, mean_interval, run_trials, simulate
 from linreg_collapse.theory import evaluate, results
-from linreg_collapse.theory.ridge import expected_error, one_fit, optimal_ridge
+from linreg_collapse.theory.ridge import expected_error, limit_tolerance, one_fit, optimal_ridge
 from linreg_collapse.verify import Check, judge
 
 from test_exact import designs
@@ -41,6 +41,21 @@ def test_min_norm_and_ridge_forms_agree_with_numpy():
         w_ridge = np.asarray(dual.fit(dual.factor(Xj, 0.3 * 6), Xj, jnp.asarray(Y)))
     np.testing.assert_allclose(w_min, np.linalg.lstsq(X, Y, rcond=None)[0], rtol=1e-10)
     np.testing.assert_allclose(w_ridge, np.linalg.solve(X.T @ X + 1.8 * np.eye(15), X.T @ Y), rtol=1e-10)
+
+
+def test_weighted_dual_fit_equals_the_fit_on_repeated_rows():
+    """accumulate-subsample on a fixed design repeats rows: grouping them gives the same ridge fit as the
+    primal form on the repeated rows, and at ridge 0 lstsq's minimum-norm solution."""
+    rng = np.random.default_rng(4)
+    X, rows = rng.standard_normal((6, 10)), np.array([0, 0, 2, 3, 3, 3])
+    Y = rng.standard_normal(6)
+    counts, sums = np.bincount(rows, minlength=6).astype(float), np.bincount(rows, weights=Y, minlength=6)
+    Xs = X[rows]
+    with jax.enable_x64(True):
+        for shift, want in [(0.7, np.linalg.solve(Xs.T @ Xs + 0.7 * np.eye(10), Xs.T @ Y)),
+                            (0.0, np.linalg.lstsq(Xs, Y, rcond=None)[0])]:
+            _, w = weighted_dual_fit(jnp.asarray(X), jnp.asarray(counts), jnp.asarray(sums), shift)
+            np.testing.assert_allclose(np.asarray(w), want, rtol=1e-9, atol=1e-12)
 
 
 def test_ground_truth_unit_norm_in_the_eigenbasis():
@@ -118,17 +133,6 @@ def test_minnorm_closed_forms_against_the_exact_estimator():
     # the bias of min-norm is 1 - T/d: T/d instead is rejected
     wrong = evaluate(r["minnorm"], **values) - (1 - 20 / 60) + 20 / 60
     assert not judge(Check("wrong bias", "minnorm", fixed, 0, "equal", wrong, 0.005), _samples(fixed, 0)).passed
-
-
-def limit_tolerance(cfg: SimConfig) -> float:
-    """Finite-size tolerance of a proportional-limit value: 2/(T - df2). For OLS the limit's variance
-    sigma^2 d/(T - d) differs from the exact sigma^2 d/(T - d - 1) by the factor 1 + 1/(T - d - 1); the ridge
-    and min-norm variance sigma^2 df2/(T - df2) carries the same order, and the bias a correction of that
-    order again (factor 2)."""
-    eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
-    from linreg_collapse.theory.ridge import _degrees, effective_regularisation  # noqa: PLC0415
-    df2 = _degrees(eig, effective_regularisation(eig, cfg.T, cfg.ridge))
-    return 2 / (cfg.T - df2)
 
 
 @pytest.mark.parametrize("kw,wrong", [

@@ -69,6 +69,15 @@ def one_fit(eig: np.ndarray, w_star: np.ndarray, sigma_: float, T_: int, ridge: 
     return bias, sigma_**2 * df2 / (T_ - df2)
 
 
+def limit_tolerance(cfg: SimConfig) -> float:
+    """Relative finite-size tolerance of a proportional-limit value: 2/(T - df2). For OLS the limit variance
+    sigma^2 d/(T - d) differs from the exact sigma^2 d/(T - d - 1) by the factor 1 + 1/(T - d - 1); the ridge
+    and min-norm variance sigma^2 df2/(T - df2) carries a correction of the same order, and the bias one of
+    that order again (factor 2)."""
+    eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
+    return 2 / (cfg.T - _degrees(eig, effective_regularisation(eig, cfg.T, cfg.ridge)))
+
+
 def fresh_replace_curve(eig: np.ndarray, w_star: np.ndarray, sigma_: float, T_: int, ridge: float,
                         generations: int) -> np.ndarray:
     """E_test(w_n), n = 0..generations, of ``replace`` with a fresh design (proportional limit, any spectrum)."""
