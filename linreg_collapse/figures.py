@@ -470,11 +470,15 @@ def figure_ridge_lambda(s: FigureSettings = FigureSettings()) -> Figure:
             ax.plot(fine, curves[:, g], THEORY_LINESTYLE, color=color, label=f"{label} {RIDGE_LIMIT}", linewidth=1.3)
             at_best = ridge_theory.expected_error(dataclasses.replace(base, ridge=float(best[g])))[0][g]
             ax.plot([best[g]], [at_best], "*", color=color, markersize=11, label=f"{label} optimal λ={best[g]:.3g}")
-        plain_log_ticks(ax, "x")
         plain_log_ticks(ax, "y")
+        ax.set_xscale("log")
         ax.set_xlabel("ridge λ (penalty λ T ||w||²)")
         ax.set_ylabel("test error ||w_n − w*||²_Σ")
-        ax.legend(fontsize=7, loc="upper left", ncol=2)
+        ax.legend(handles=[Line2D([], [], color=_generation_color(i), label=f"n = {g}, optimal λ = {best[g]:.3g}")
+                           for i, g in enumerate(s.ridge_generations)] + style_handles()[:1]
+                  + [Line2D([], [], color="0.3", linestyle=THEORY_LINESTYLE, label="proportional limit"),
+                     Line2D([], [], color="0.3", marker="*", linestyle="", markersize=9, label="its minimiser")],
+                  loc="upper left", fontsize=8)
         ax.set_title(f"Error against λ per generation (T=50, d=100, σ=0.5, λ_k ∝ k^-1.5; ★ optimal λ)")
     return fig
 
