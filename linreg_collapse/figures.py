@@ -479,7 +479,7 @@ def figure_ridge_lambda(s: FigureSettings = FigureSettings()) -> Figure:
                   + [Line2D([], [], color="0.3", linestyle=THEORY_LINESTYLE, label="proportional limit"),
                      Line2D([], [], color="0.3", marker="*", linestyle="", markersize=9, label="its minimiser")],
                   loc="upper left", fontsize=8)
-        ax.set_title(f"Error against λ per generation (T=50, d=100, σ=0.5, λ_k ∝ k^-1.5; ★ optimal λ)")
+        ax.set_title("Error against λ per generation (T=50, d=100, σ=0.5, λ_k ∝ k^-1.5; ★ optimal λ)")
     return fig
 
 

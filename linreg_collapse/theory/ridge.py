@@ -30,16 +30,14 @@ from scipy import optimize
 
 from ..config import SimConfig
 from ..design import covariance_eigenvalues, ground_truth
-from ..errors import require
-from .core import Result, T, d, gamma, k, n, p, sigma
+from ..errors import InputError, require
+from .core import Result, T, gamma, k, n, p, sigma
 from .editing import realised_fractions
 
 lam, x, kappa = sp.symbols("lambda x kappa", nonnegative=True)
 H = x / (x + lam)
 """h(x): the shrinkage of one ridge fit on an eigenvalue x of X^T X / T."""
 QUADRATURE_NODES = 400
-
-FIXED_REGIMES = ("replace", "accumulate", "edit-perturb")
 
 
 def effective_regularisation(eig: np.ndarray, T: int, ridge: float) -> float:
@@ -93,14 +91,13 @@ def fresh_replace_curve(eig: np.ndarray, w_star: np.ndarray, sigma_: float, T_: 
     return np.asarray(out)
 
 
-def fixed_design_functions(regime: str, generations: int, fractions=None) -> list[tuple[sp.Expr, sp.Expr]]:
+def fixed_design_functions(regime: str, generations: int) -> list[tuple[sp.Expr, sp.Expr]]:
     """(phi_n, g_n) of x for n = 0..generations: with a fixed design E_test(w_n) = w*^T phi(K) Sigma phi(K) w*
     + (sigma^2/T) tr(Sigma g(K)), from w_n - w* = F_n (w_{n-1} - w*) + (F_n - I) w* + J_n E_n:
 
     * replace: F_n = S, J_n = A, so phi_n = 1 - h^(n+1), g_n = sum_{m<=n} h^(2(n-m)) x/(x+lambda)^2;
     * accumulate: F_0 = S, F_m = 1 - (1 - h)/(m+1), J_m = A/(m+1), so phi_n = 1 - prod_m F_m and
-      g_n = sum_m (prod_{j>m} F_j)^2 x/((x+lambda)^2 (m+1)^2);
-    * edit-perturb (masks independent of X, rows exchangeable): phi = 1 - h, g = (1 + sum_i p_i) x/(x+lambda)^2.
+      g_n = sum_m (prod_{j>m} F_j)^2 x/((x+lambda)^2 (m+1)^2).
     """
     var_one = x / (x + lam) ** 2
     out = []
@@ -112,9 +109,7 @@ def fixed_design_functions(regime: str, generations: int, fractions=None) -> lis
             tails = [sp.Mul(*factors[m + 1:]) for m in range(g + 1)]
             out.append((1 - sp.Mul(*factors), sum(t**2 * var_one / (m + 1) ** 2 for m, t in enumerate(tails))))
         else:
-            require(regime == "edit-perturb", f"fixed-design regime {regime!r} must be one of {FIXED_REGIMES}")
-            total = 1 + (0.0 if g == 0 else float(np.sum(np.asarray(fractions)[:g])))
-            out.append((1 - H, total * var_one))
+            raise InputError(f"regime={regime!r}: the fixed-design functions are for replace and accumulate")
     return out
 
 
@@ -131,14 +126,14 @@ def marchenko_pastur(ratio: float, nodes: int = QUADRATURE_NODES) -> tuple[np.nd
     return points, weights, max(0.0, 1 - 1 / ratio)
 
 
-def isotropic_fixed_curve(regime: str, sigma_: float, T_: int, d_: int, ridge: float, generations: int,
-                          fractions=None) -> np.ndarray:
+def isotropic_fixed_curve(regime: str, sigma_: float, T_: int, d_: int, ridge: float,
+                          generations: int) -> np.ndarray:
     """E_test(w_n), n = 0..generations, with a fixed isotropic design in the proportional limit: the
     Marchenko-Pastur integral of ||w*||^2 phi_n^2 + sigma^2 gamma g_n (||w*|| = 1). On the atom at 0 (T < d)
     phi = 1 and g = 0 (directions no fit sees), so it adds its mass 1 - T/d."""
     points, weights, atom = marchenko_pastur(d_ / T_)
     integrands = [_lambdified(phi**2 + sigma**2 * gamma * g) for phi, g in
-                  fixed_design_functions(regime, generations, fractions)]
+                  fixed_design_functions(regime, generations)]
     return np.asarray([float(np.sum(weights * f(points, ridge, sigma_, d_ / T_))) + atom for f in integrands])
 
 
