@@ -23,6 +23,8 @@ COVARIANCES = ("identity", "powerlaw")
 DTYPES = ("float64", "float32")
 SAMPLERS = ("labels", "stats")
 STATS_REGIMES = ("replace", "accumulate")  # regimes whose fit reads only X^T X and X^T Y
+WSTARS = ("flat", "powerlaw")
+DEFAULT_WSTAR_EXPONENT = 1.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +53,14 @@ class SimConfig:
       dtype: ``float64`` (default; what theory is checked against) or ``float32``.
       sampler: how synthetic data is drawn: ``labels`` (X and every label; draw for draw the same as a
         NumPy loop fed the same keys) or ``stats`` (X^T X and X^T Y from their exact law, d normals instead
-        of T; replace and accumulate only). None (default): ``stats`` where it applies, else ``labels``;
+        of T; replace and accumulate with OLS fits only). None (default): ``stats`` where it applies, else ``labels``;
         :attr:`effective_sampler` says which runs.
+      ridge: lambda >= 0; every fit is w = (X^T X + lambda N I)^{-1} X^T Y on its N samples (N = T, or
+        (n + 1) T for accumulate); lambda = 0 is OLS for T >= d and the minimum-norm interpolator for T < d.
+      wstar: ground truth in Sigma's eigenbasis, unit norm: ``flat`` (1/sqrt(d) each) or ``powerlaw``
+        (w*_k ∝ k^(-wstar_exponent/2)).
+      wstar_exponent: DELTA of ``powerlaw`` (None: DEFAULT_WSTAR_EXPONENT; only with wstar="powerlaw").
+      allow_infinite_mean: run lambda = 0 with d - 1 <= T <= d + 1, where the mean error is infinite.
     """
 
     regime: str = "replace"
@@ -73,21 +81,36 @@ class SimConfig:
     masks: Optional[np.ndarray] = dataclasses.field(default=None, compare=False, repr=False)
     dtype: str = "float64"
     sampler: Optional[str] = None
+    ridge: float = 0.0
+    wstar: str = "flat"
+    wstar_exponent: Optional[float] = None
+    allow_infinite_mean: bool = False
 
     def __post_init__(self):
         validate(self)
 
     @property
-    def base(self) -> float:
-        """sigma^2 d / (T - d - 1): the expected test error of one OLS fit on real data."""
-        return base_error(self.T, self.d, self.sigma)
+    def is_ols(self) -> bool:
+        """Whether every fit is OLS with a finite mean error: ridge = 0 and T >= d + 2."""
+        return self.ridge == 0 and self.T > self.d + 1
+
+    @property
+    def base(self) -> Optional[float]:
+        """sigma^2 d / (T - d - 1), the expected test error of one OLS fit on real data; None unless is_ols."""
+        return base_error(self.T, self.d, self.sigma) if self.is_ols else None
+
+    @property
+    def delta(self) -> float:
+        """The source exponent DELTA of a ``powerlaw`` w* (the default when none is given)."""
+        return DEFAULT_WSTAR_EXPONENT if self.wstar_exponent is None else float(self.wstar_exponent)
 
     @property
     def effective_sampler(self) -> str:
-        """The sampler that runs: ``sampler``, or by default ``stats`` where the regime allows it."""
+        """The sampler that runs: ``sampler``, or by default ``stats`` where it applies (replace and
+        accumulate with OLS fits: the stats law draws X^T Y from the Gram factor the OLS fit solves with)."""
         if self.sampler is not None:
             return self.sampler
-        return "stats" if self.regime in STATS_REGIMES else "labels"
+        return "stats" if self.regime in STATS_REGIMES and self.is_ols else "labels"
 
     def to_dict(self) -> dict:
         """JSON-ready description (user masks summarised by their shape and SHA-256; the sampler that runs)."""
@@ -158,17 +181,33 @@ def validate(cfg: SimConfig) -> None:
     _choice("edit_op", cfg.edit_op, EDIT_OPS)
     _choice("mask", cfg.mask, MASKS)
     _choice("dtype", cfg.dtype, DTYPES)
+    _integer("d", cfg.d, 1)
+    _integer("T", cfg.T, 1)
+    _choice("wstar", cfg.wstar, WSTARS)
+    _finite("ridge", cfg.ridge)
+    require(cfg.ridge >= 0, f"ridge={cfg.ridge} must be >= 0")
+    if cfg.wstar_exponent is not None:
+        _finite("wstar_exponent", cfg.wstar_exponent)
+        require(cfg.wstar == "powerlaw", f"wstar_exponent={cfg.wstar_exponent} needs wstar='powerlaw' "
+                                         f"(got wstar={cfg.wstar!r})")
+    require(isinstance(cfg.allow_infinite_mean, bool), "allow_infinite_mean must be True or False")
+    require(cfg.ridge > 0 or not cfg.d - 1 <= cfg.T <= cfg.d + 1 or cfg.allow_infinite_mean,
+            f"T={cfg.T} with d={cfg.d} and ridge=0: the mean test error is infinite for d - 1 <= T <= d + 1 "
+            f"(use ridge > 0, another T, or allow_infinite_mean / --allow-infinite-mean)")
+    require(cfg.ridge > 0 or cfg.T >= cfg.d - 1 or cfg.regime != "accumulate" or cfg.design != "fresh",
+            f"T={cfg.T} < d - 1 = {cfg.d - 1}: accumulate with design='fresh' and ridge=0 would need the minimum-norm "
+            f"fit of a growing pool, which is not implemented (use ridge > 0 or design='fixed')")
+    _integer("generations", cfg.generations, 0)
+    _integer("trials", cfg.trials, 2)
+    _integer("seed", cfg.seed, 0)
     if cfg.sampler is not None:
         _choice("sampler", cfg.sampler, SAMPLERS)
         require(cfg.sampler == "labels" or cfg.regime in STATS_REGIMES,
                 f"--sampler stats is not available for regime={cfg.regime!r}: it fits individual labels; "
                 f"use --sampler labels (stats applies to {', '.join(STATS_REGIMES)})")
-    _integer("d", cfg.d, 1)
-    _integer("T", cfg.T, 1)
-    require(cfg.T > cfg.d + 1, f"T={cfg.T} must be > d + 1 = {cfg.d + 1} (OLS test error is infinite otherwise)")
-    _integer("generations", cfg.generations, 0)
-    _integer("trials", cfg.trials, 2)
-    _integer("seed", cfg.seed, 0)
+        require(cfg.sampler == "labels" or cfg.is_ols,
+                f"--sampler stats needs OLS fits (ridge=0 and T >= d + 2; got ridge={cfg.ridge}, T={cfg.T}, "
+                f"d={cfg.d}): use --sampler labels")
     for name in ("sigma", "alpha", "edit_fraction", "decay", "threshold"):
         _finite(name, getattr(cfg, name))
     require(cfg.sigma >= 0, f"sigma={cfg.sigma} must be >= 0")

@@ -1,14 +1,23 @@
-"""The data model: covariance, design sampling, OLS and the test error (the "physics" of the simulator).
+"""The data model: covariance, ground truth, design sampling, the fit and the test error (the "physics" of
+the simulator).
 
 Rows of X are i.i.d. N(0, Sigma) with Sigma = diag(lambda); labels are Y = X w + E, E ~ N(0, sigma^2 I).
 Gaussian designs are rotation invariant, so a diagonal Sigma loses no generality.
+
+The fit of every regime is the ridge estimator on the N samples it is fit on,
+w = (X^T X + ridge N I)^{-1} X^T Y = X^T (X X^T + ridge N I)^{-1} Y; at ridge = 0 it is OLS for N >= d and the
+minimum-norm interpolator X^+ Y for N < d. :class:`Estimator` solves it in the primal (d x d) form when
+T >= d and in the dual (T x T) form when T < d, always through a Cholesky factor, never a pseudo-inverse.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from jax.scipy.linalg import cho_solve
 
 
@@ -20,6 +29,14 @@ def covariance_eigenvalues(cov: str, d: int, alpha: float = 1.0) -> np.ndarray:
     return eig * (d / eig.sum())
 
 
+def ground_truth(wstar: str, d: int, exponent: float = 1.0) -> np.ndarray:
+    """w* in Sigma's eigenbasis with unit norm: ``flat`` gives 1/sqrt(d) each, ``powerlaw`` w*_k ∝ k^(-exponent/2)."""
+    if wstar == "flat":
+        return np.full(d, 1 / np.sqrt(d))
+    w = np.arange(1, d + 1, dtype=np.float64) ** (-float(exponent) / 2)
+    return w / np.linalg.norm(w)
+
+
 def sample_design(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Array:
     """X in R^{T x d} with rows N(0, diag(sqrt_eig^2)).
 
@@ -29,14 +46,59 @@ def sample_design(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Array:
     return jax.random.normal(key, (T * d,), dtype=sqrt_eig.dtype).reshape(T, d) * sqrt_eig
 
 
-def gram_cholesky(X: jax.Array) -> jax.Array:
-    """Lower Cholesky factor L of the Gram matrix X^T X = L L^T."""
-    return jnp.linalg.cholesky(X.T @ X)
+def shifted_cholesky(gram: jax.Array, shift) -> jax.Array:
+    """Lower Cholesky factor of gram + shift I (shift = 0 adds exact zeros: the OLS factor bit for bit)."""
+    return jnp.linalg.cholesky(gram + shift * jnp.eye(gram.shape[0], dtype=gram.dtype))
 
 
-def ols(chol: jax.Array, xty: jax.Array) -> jax.Array:
-    """Least squares w = (X^T X)^{-1} X^T Y from the Gram factor L and X^T Y."""
-    return cho_solve((chol, True), xty)
+class Estimator(NamedTuple):
+    """The ridge / minimum-norm / OLS fit, in the dual form (``dual``, for T < d) or the primal form.
+
+    A *factor* is the lower Cholesky factor of X^T X + s I (primal) or X X^T + s I (dual), s = ridge N;
+    a *statistic* is what labels enter through, X^T Y (primal) or Y (dual), so sums of statistics over
+    generations of a fixed design are sufficient (accumulate).
+    """
+
+    dual: bool
+
+    def factor(self, X: jax.Array, shift) -> jax.Array:
+        """Cholesky factor of the Gram matrix plus ``shift`` I (shift = ridge x samples fitted on)."""
+        return shifted_cholesky(X @ X.T if self.dual else X.T @ X, shift)
+
+    def statistic(self, X: jax.Array, Y: jax.Array) -> jax.Array:
+        return Y if self.dual else X.T @ Y
+
+    def solve(self, chol: jax.Array, X: jax.Array, stat: jax.Array) -> jax.Array:
+        """w = (X^T X + s I)^{-1} stat (primal) or X^T (X X^T + s I)^{-1} stat (dual)."""
+        return X.T @ cho_solve((chol, True), stat) if self.dual else cho_solve((chol, True), stat)
+
+    def fit(self, chol: jax.Array, X: jax.Array, Y: jax.Array) -> jax.Array:
+        return self.solve(chol, X, self.statistic(X, Y))
+
+    def linear_map(self, X: jax.Array, shift) -> jax.Array:
+        """A(X) with w = A Y: (X^T X + s I)^{-1} X^T, formed in the estimator's form ([d, T])."""
+        chol = self.factor(X, shift)
+        return X.T @ cho_solve((chol, True), jnp.eye(X.shape[0], dtype=X.dtype)) if self.dual \
+            else cho_solve((chol, True), X.T)
+
+
+def weighted_dual_fit(X: jax.Array, counts: jax.Array, label_sums: jax.Array, shift):
+    """(factor, w): the fit on a multiset of X's rows (row t taken counts[t] times, its labels summing to label_sums[t]):
+    w = X^T D (D X X^T D + shift I)^{-1} D ybar, D = diag(sqrt(counts)), ybar = label_sums / counts.
+
+    Repeated rows make the T x T Gram of the multiset singular; grouping them is exact (the squared loss
+    of c copies is c times the loss at their mean label). Rows never taken get a unit diagonal and a
+    zero right-hand side, so they drop out; at shift = 0 this is the minimum-norm least-squares fit."""
+    root = jnp.sqrt(counts)
+    gram = root[:, None] * (X @ X.T) * root[None, :] + jnp.diag((counts == 0).astype(X.dtype))
+    rhs = jnp.where(counts > 0, label_sums / jnp.where(counts > 0, root, 1.0), 0.0)
+    chol = shifted_cholesky(gram, shift)
+    return chol, X.T @ (root * cho_solve((chol, True), rhs))
+
+
+def estimator(T: int, d: int) -> Estimator:
+    """The form a fit on T samples in dimension d uses: dual iff T < d."""
+    return Estimator(dual=T < d)
 
 
 def test_error(w: jax.Array, w_star: jax.Array, eig: jax.Array) -> jax.Array:

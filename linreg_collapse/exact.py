@@ -1,19 +1,24 @@
 """Exact conditional estimator: E[E_test(w_n) | designs, masks] for every regime linear in the noise.
 
-Given the designs and the masks, w_n - w* is a linear map of the Gaussian noise, so its covariance
-follows a recursion and the conditional expected test error is a trace; only the designs (and masks)
-are sampled, each row of the output being one trial of the simulator with the same keys (trial i
-sees the same X_n and M_n as simulator trial i), so Monte Carlo runs over designs only.
+Given the designs and the masks, w_n - w* is an affine map of the Gaussian noise, so its mean and
+covariance follow recursions and the conditional expected test error is mu^T Sigma mu + tr(Sigma V);
+only the designs (and masks) are sampled, each row of the output being one trial of the simulator with
+the same keys (trial i sees the same X_n and M_n as simulator trial i), so Monte Carlo runs over designs
+only. Every fit is w = A(X) Y with the estimator's linear map A(X) = (X^T X + ridge N I)^{-1} X^T (the
+minimum-norm X^+ at ridge 0, T < d; :meth:`~linreg_collapse.design.Estimator.linear_map`); S = A X.
 
-* ``replace`` / ``accumulate`` (fixed or fresh design): u_n = w_n - w* = u_{n-1} + J_n E_n with
-  J_n = (X_n^T X_n)^{-1} X_n^T (replace) or (sum_{m<=n} X_m^T X_m)^{-1} X_n^T (accumulate: the normal
-  equations give G_n u_n = G_{n-1} u_{n-1} + X_n^T X_n u_{n-1} + X_n^T E_n = G_n u_{n-1} + X_n^T E_n), so
-  V_n = Cov(u_n) = V_{n-1} + sigma^2 J_n J_n^T and E[E_test | X] = tr(Sigma V_n).
+* ``replace`` / ``accumulate`` (fixed or fresh design): u_n = w_n - w* = F_n u_{n-1} + (F_n - I) w* + J_n E_n
+  (u_{-1} = 0) with F_n = S_n, J_n = A_n (replace); for accumulate the normal equations over the pool,
+  R_n w_n = R_{n-1} w_{n-1} + X_n^T X_n w_{n-1} + X_n^T E_n with R_n = sum_{m<=n} X_m^T X_m + ridge (n+1) T I,
+  give F_n = I - ridge T R_n^{-1}, J_n = R_n^{-1} X_n^T (fixed design: F_n = I - (I - S)/(n+1), J_n = A/(n+1);
+  generation 0 is one fit, F_0 = S_0). So mu_n = F_n mu_{n-1} + (F_n - I) w*, V_n = F_n V_{n-1} F_n^T +
+  sigma^2 J_n J_n^T, and E[E_test | X] = mu_n^T Sigma mu_n + tr(Sigma V_n). For OLS F_n = I and mu_n = 0.
 * ``edit`` (fixed design, masks independent of the noise: random, disjoint, file): the residual
-  R_n = Y_n - X w* obeys R_n = B_n R_{n-1} + M_n E_n with B_n = I - M_n (I - H) (resample) or I (perturb),
-  H = X A, A = (X^T X)^{-1} X^T; so C_n = Cov(R_n) = B_n C_{n-1} B_n^T + sigma^2 M_n^2, C_0 = sigma^2 I, and
-  E[E_test | X, M] = tr(Sigma A C_n A^T). (I - H) C is formed as C - X (A C), carrying A C: 3 d T^2 flops
-  per generation.
+  R_n = Y_n - X w* obeys R_n = B_n R_{n-1} - M_n b + M_n E_n with B_n = I - M_n (I - H) and b = X (I - S) w*
+  (resample) or B_n = I, b = 0 (perturb), H = X A; so its mean m_n = B_n m_{n-1} - M_n b (m_0 = 0) and
+  C_n = Cov(R_n) = B_n C_{n-1} B_n^T + sigma^2 M_n^2, C_0 = sigma^2 I, and E[E_test | X, M] =
+  ||A m_n - (I - S) w*||^2_Sigma + tr(Sigma A C_n A^T) (b = 0 for OLS, where S = I). (I - H) C is formed
+  as C - X (A C), carrying A C: 3 d T^2 flops per generation.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .config import SimConfig
-from .design import sample_design
+from .design import estimator, sample_design
 from .errors import require
 from .masks import SCHEDULES
 from .regimes import Params, generation_keys
@@ -60,8 +65,9 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
                 run = _edit_program(cfg.T, cfg.d, cfg.generations)
                 errors = run(keys, masks, params, cfg.edit_op == "resample")
             else:
-                run = _retrain_program(cfg.T, cfg.d, cfg.generations)
-                errors = run(keys, params, cfg.regime == "accumulate", cfg.design == "fresh")
+                run = _retrain_program(cfg.T, cfg.d, cfg.generations, cfg.regime == "accumulate",
+                                       cfg.design == "fresh")
+                errors = run(keys, params)
             out.append(np.asarray(errors, np.float64))
     return np.concatenate(out)[: cfg.trials]
 
@@ -97,15 +103,18 @@ def _design(key, n, params: Params, T: int):
 
 @functools.lru_cache(maxsize=32)
 def _edit_program(T: int, d: int, generations: int):
-    """Jitted ``(keys, masks, params, resample) -> errors [B, G+1]`` via C_n = B_n C_{n-1} B_n^T + sigma^2 M_n^2."""
+    """Jitted ``(keys, masks, params, resample) -> errors [B, G+1]`` via C_n = B_n C_{n-1} B_n^T + sigma^2 M_n^2
+    and m_n = B_n m_{n-1} - M_n b."""
 
     def one(key, masks, params: Params, resample):
         eig, var = params.sqrt_eig**2, params.sigma**2
         X = _design(key, 0, params, T)
-        A = jnp.linalg.solve(X.T @ X, X.T)
+        A = estimator(T, d).linear_map(X, params.ridge * T)
+        shrunk = params.w_star - A @ (X @ params.w_star)  # (I - S) w*
+        b = jnp.where(resample, X @ shrunk, 0.0)
 
-        def error(AC):  # tr(Sigma A C A^T) from A C
-            return jnp.sum(eig * jnp.sum(AC * A, axis=1))
+        def error(AC, m):  # ||A m - (I - S) w*||^2_Sigma + tr(Sigma A C A^T) from A C
+            return jnp.sum(eig * (A @ m - shrunk) ** 2) + jnp.sum(eig * jnp.sum(AC * A, axis=1))
 
         def feedback(C, AC, m):  # B C B^T - C = M P C P M - M P C - C P M, P = I - X A, in 3 d T^2 flops
             PC = C - X @ AC
@@ -114,42 +123,58 @@ def _edit_program(T: int, d: int, generations: int):
             return m[:, None] * PCP * m[None, :] - MPC - MPC.T
 
         def body(carry, m):
-            C, AC = carry
+            C, AC, mean = carry
             change = jax.lax.cond(resample, feedback, lambda C, AC, m: jnp.zeros_like(C), C, AC, m)
             C = C + change + var * jnp.diag(m * m)
             AC = A @ C
-            return (C, AC), error(AC)
+            mean = mean - jnp.where(resample, m * (mean - X @ (A @ mean)), 0.0) - m * b
+            return (C, AC, mean), error(AC, mean)
 
         C0 = var * jnp.eye(T, dtype=eig.dtype)
         AC0 = var * A
-        _, errors = jax.lax.scan(body, (C0, AC0), masks)
-        return jnp.concatenate([error(AC0)[None], errors])
+        mean0 = jnp.zeros(T, eig.dtype)
+        _, errors = jax.lax.scan(body, (C0, AC0, mean0), masks)
+        return jnp.concatenate([error(AC0, mean0)[None], errors])
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
 
 
 @functools.lru_cache(maxsize=32)
-def _retrain_program(T: int, d: int, generations: int):
-    """Jitted ``(keys, params, accumulate, fresh) -> errors [B, G+1]`` via V_n = V_{n-1} + sigma^2 J_n J_n^T."""
+def _retrain_program(T: int, d: int, generations: int, accumulate: bool, fresh: bool):
+    """Jitted ``(keys, params) -> errors [B, G+1]`` via mu_n = F_n mu_{n-1} + (F_n - I) w* and
+    V_n = F_n V_{n-1} F_n^T + sigma^2 J_n J_n^T."""
+    est = estimator(T, d)
+    eye = np.eye(d)
 
-    def one(key, params: Params, accumulate, fresh):
+    def one(key, params: Params):
         eig, var = params.sqrt_eig**2, params.sigma**2
         X0 = _design(key, 0, params, T)
+        A0 = est.linear_map(X0, params.ridge * T)
+        S0 = A0 @ X0
 
-        def increment(X, gram):  # J J^T with J = gram^{-1} X^T
-            J = jnp.linalg.solve(gram, X.T)
-            return J @ J.T
+        def advance(mean, V, F, J):
+            return F @ mean + (F - eye) @ params.w_star, F @ V @ F.T + var * J @ J.T
+
+        def error(mean, V):
+            return jnp.sum(eig * mean**2) + jnp.sum(eig * jnp.diag(V))
 
         def body(carry, g):
-            V, gram = carry
-            X = jax.lax.cond(fresh, lambda: _design(key, g, params, T), lambda: X0)
-            gram = jnp.where(accumulate, gram, 0.0) + X.T @ X
-            V = V + var * increment(X, gram)
-            return (V, gram), jnp.sum(eig * jnp.diag(V))
+            mean, V, gram = carry
+            X = _design(key, g, params, T) if fresh else X0
+            if accumulate and fresh:
+                gram = gram + X.T @ X
+                solved = jnp.linalg.solve(gram + params.ridge * (g + 1) * T * eye, jnp.concatenate([X.T, eye], 1))
+                F, J = eye - params.ridge * T * solved[:, T:], solved[:, :T]
+            elif accumulate:
+                F, J = eye - (eye - S0) / (g + 1), A0 / (g + 1)
+            else:
+                A = est.linear_map(X, params.ridge * T) if fresh else A0
+                F, J = A @ X, A
+            mean, V = advance(mean, V, F, J)
+            return (mean, V, gram), error(mean, V)
 
-        gram0 = X0.T @ X0
-        V0 = var * increment(X0, gram0)
-        _, errors = jax.lax.scan(body, (V0, gram0), jnp.arange(1, generations + 1))
-        return jnp.concatenate([jnp.sum(eig * jnp.diag(V0))[None], errors])
+        mean0, V0 = advance(jnp.zeros(d, eig.dtype), jnp.zeros((d, d), eig.dtype), S0, A0)
+        _, errors = jax.lax.scan(body, (mean0, V0, X0.T @ X0), jnp.arange(1, generations + 1))
+        return jnp.concatenate([error(mean0, V0)[None], errors])
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))

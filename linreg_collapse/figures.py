@@ -33,13 +33,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import theory
+from .theory import ridge as ridge_theory
 from .config import SimConfig
 from .errors import InputError
 from .figure_settings import FigureSettings
 from .io import atomic_path, check_writable
 from .manifest import MANIFEST, Manifest, code_fingerprint
 from .progress import Progress
-from .simulate import SimResult, mean_interval
+from .simulate import SimResult, mean_interval, simulate
 from .sweep import simulate_many
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
 
@@ -421,6 +422,129 @@ def figure_threshold_masks(s: FigureSettings = FigureSettings()) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------------------------------------------
+# Ridge and minimum-norm figures: simulation bands against the proportional-limit equivalents of
+# theory.ridge (dashed, labelled "<setting> limit") and the exact min-norm / OLS forms (dashed, "theory").
+
+RIDGE_LIMIT = "limit"
+GENERATION_COLORS = ("#000000", "#0072B2", "#E69F00", "#D55E00")
+SCALING = dict(cov="powerlaw", alpha=1.5, wstar="powerlaw", wstar_exponent=1.0, sigma=0.05)
+"""The scaling-law setting: eigenvalues k^-1.5, w*_k^2 ∝ k^-1, sigma = 0.05 (noise floor visible by n = 5)."""
+
+
+def _generation_color(i: int) -> str:
+    return GENERATION_COLORS[i % len(GENERATION_COLORS)]
+
+
+def scaling_configs(s: FigureSettings) -> dict[str, list[SimConfig]]:
+    """Minimum-norm (ridge 0, T < d) on a fixed power-law design, per regime and T."""
+    regimes = {"replace": dict(regime="replace"), "accumulate": dict(regime="accumulate"),
+               "perturb random, p=0.1": dict(regime="edit", edit_op="perturb", edit_fraction=0.1)}
+    G = max(s.ridge_generations)
+    return {name: [s.config(T=T, d=s.ridge_d, generations=G, **SCALING, **options) for T in s.ridge_T]
+            for name, options in regimes.items()}
+
+
+def figure_ridge_scaling(s: FigureSettings = FigureSettings()) -> Figure:
+    """Error against T (log-log) for minimum-norm retraining on a power-law spectrum, generations
+    ``ridge_generations``: simulation bands and the limit B_0 + c_n V_0 (theory.ridge) over every T."""
+    runs = {name: [simulate(cfg) for cfg in cfgs] for name, cfgs in scaling_configs(s).items()}
+    T_axis = np.unique(np.geomspace(min(s.ridge_T), max(s.ridge_T), 40).astype(int))
+    with figure_style():
+        fig = Figure(figsize=(10.5, 3.8))
+        axes = fig.subplots(1, len(runs), sharey=True)
+        for ax, (name, results_) in zip(axes, runs.items()):
+            T_runs = np.array([r.config.T for r in results_])
+            theory_T = [ridge_theory.expected_error(dataclasses.replace(results_[0].config, T=int(T)))[0]
+                        for T in T_axis]
+            for i, g in enumerate(s.ridge_generations):
+                label, color = f"{name}, n={g}", _generation_color(i)
+                draw_band(ax, T_runs, *(np.array([getattr(r, k)[g] for r in results_])
+                                        for k in ("mean", "ci_low", "ci_high")), label, color)
+                ax.plot(T_axis, [c[g] for c in theory_T], THEORY_LINESTYLE, color=color,
+                        label=f"{label} {RIDGE_LIMIT}", linewidth=1.3, zorder=3)
+            plain_log_ticks(ax, "x")
+            plain_log_ticks(ax, "y")
+            ax.set_xlabel("samples per generation T")
+            ax.set_title(name)
+        axes[0].set_ylabel("test error ||w_n − w*||²_Σ")
+        axes[0].legend(handles=[Line2D([], [], color=_generation_color(i), label=f"n = {g}")
+                                for i, g in enumerate(s.ridge_generations)]
+                       + style_handles()[:1] + [Line2D([], [], color="0.3", linestyle=THEORY_LINESTYLE,
+                                                       label="proportional limit")], loc="lower left")
+        fig.suptitle(f"Scaling law under collapse: min-norm, λ_k ∝ k^-1.5, w*_k² ∝ k^-1, σ={SCALING['sigma']}, "
+                     f"d={s.ridge_d}, {s.trials} trials")
+    return fig
+
+
+def figure_ridge_lambda(s: FigureSettings = FigureSettings()) -> Figure:
+    """Error against lambda per generation (replace, fresh design, power-law spectrum, T = 50, d = 100):
+    simulation bands, the limit curve and its minimiser (the optimal lambda, a marker per generation)."""
+    G = max(s.ridge_generations)
+    base = s.config("replace", design="fresh", T=50, d=100, generations=G, cov="powerlaw", alpha=1.5,
+                    wstar="powerlaw", wstar_exponent=1.0, sigma=0.5)
+    grid = np.geomspace(1e-3, 3.0, s.ridge_lambdas)
+    fine = np.geomspace(1e-3, 3.0, 60)
+    runs = [simulate(dataclasses.replace(base, ridge=float(lam))) for lam in grid]
+    curves = np.array([ridge_theory.expected_error(dataclasses.replace(base, ridge=float(lam)))[0] for lam in fine])
+    best = ridge_theory.optimal_ridge(dataclasses.replace(base, ridge=1.0), bounds=(1e-3, 3.0))
+    with figure_style():
+        fig = Figure(figsize=(6.8, 4.6))
+        ax = fig.subplots()
+        for i, g in enumerate(s.ridge_generations):
+            label, color = f"replace (fresh), n={g}", _generation_color(i)
+            draw_band(ax, grid, *(np.array([getattr(r, k)[g] for r in runs]) for k in ("mean", "ci_low", "ci_high")),
+                      label, color)
+            ax.plot(fine, curves[:, g], THEORY_LINESTYLE, color=color, label=f"{label} {RIDGE_LIMIT}", linewidth=1.3)
+            at_best = ridge_theory.expected_error(dataclasses.replace(base, ridge=float(best[g])))[0][g]
+            ax.plot([best[g]], [at_best], "*", color=color, markersize=11, label=f"{label} optimal λ={best[g]:.3g}")
+        plain_log_ticks(ax, "y")
+        ax.set_xscale("log")
+        ax.set_xlabel("ridge λ (penalty λ T ||w||²)")
+        ax.set_ylabel("test error ||w_n − w*||²_Σ")
+        ax.legend(handles=[Line2D([], [], color=_generation_color(i), label=f"n = {g}, optimal λ = {best[g]:.3g}")
+                           for i, g in enumerate(s.ridge_generations)] + style_handles()[:1]
+                  + [Line2D([], [], color="0.3", linestyle=THEORY_LINESTYLE, label="proportional limit"),
+                     Line2D([], [], color="0.3", marker="*", linestyle="", markersize=9, label="its minimiser")],
+                  loc="upper left", fontsize=8)
+        ax.set_title("Error against λ per generation (T=50, d=100, σ=0.5, λ_k ∝ k^-1.5; ★ optimal λ)")
+    return fig
+
+
+def figure_double_descent(s: FigureSettings = FigureSettings()) -> Figure:
+    """Minimum-norm / OLS (ridge 0) across T/d under replace, d = 50, isotropic: simulation (median and
+    mean bands) against the exact forms (1 - T/d) + (n+1) sigma^2 T/(d-T-1) and (n+1) sigma^2 d/(T-d-1)."""
+    d_, sigma_ = 50, 0.5
+    G = max(s.ridge_generations)
+    Ts = [T for T in s.double_descent_T if abs(T - d_) > 1]
+    runs = [simulate(s.config("replace", T=T, d=d_, sigma=sigma_, generations=G)) for T in Ts]
+    T_axis = np.array([T for T in range(2, 3 * d_ + 1) if abs(T - d_) > 3])
+    r = theory.results()
+    with figure_style():
+        fig = Figure(figsize=(6.8, 4.6))
+        ax = fig.subplots()
+        for i, g in enumerate(s.ridge_generations):
+            label, color = f"replace, n={g}", _generation_color(i)
+            ratio = np.array(Ts) / d_
+            for side in (ratio < 1, ratio > 1):  # no band across the interpolation threshold T = d
+                draw_band(ax, ratio[side], *(np.array([getattr(run, k)[g] for run, keep in zip(runs, side) if keep])
+                                             for k in ("mean", "ci_low", "ci_high")), label, color)
+            values = dict(sigma=sigma_, d=d_, n=g)
+            exact = [theory.evaluate(r["minnorm-replace" if T < d_ else "replace"], T=int(T), **values) for T in T_axis]
+            for side in (T_axis < d_, T_axis > d_):
+                ax.plot(T_axis[side] / d_, np.asarray(exact)[side], THEORY_LINESTYLE, color=color,
+                        label=f"{label} {THEORY}", linewidth=1.3)
+        ax.axvline(1.0, color="0.6", linewidth=0.8)
+        plain_log_ticks(ax, "y")
+        ax.set_xlabel("samples per dimension T/d (min-norm left of 1, OLS right)")
+        ax.set_ylabel("test error ||w_n − w*||²")
+        ax.set_ylim(0.1, 50)
+        ax.legend(handles=[Line2D([], [], color=_generation_color(i), label=f"n = {g}")
+                           for i, g in enumerate(s.ridge_generations)] + style_handles(), loc="upper right")
+        ax.set_title(f"Double descent under collapse (replace, d={d_}, σ={sigma_}, {s.trials} trials)")
+    return fig
+
+
 # Keyed by FIGURE_NAMES (the CLI's --only choices, importable without matplotlib), in that order.
 FIGURES: dict[str, Callable[[FigureSettings], Figure]] = {
     "error_vs_generation": figure_error_vs_generation,
@@ -428,6 +552,9 @@ FIGURES: dict[str, Callable[[FigureSettings], Figure]] = {
     "error_vs_samples_ratio": figure_error_vs_samples_ratio,
     "edit_heatmap": figure_edit_heatmap,
     "threshold_masks": figure_threshold_masks,
+    "ridge_scaling": figure_ridge_scaling,
+    "ridge_lambda": figure_ridge_lambda,
+    "double_descent": figure_double_descent,
 }
 
 

@@ -1,10 +1,15 @@
 """Retraining regimes, each an ``(init, step)`` pair of pure functions on a :class:`RetrainState`.
 
-* ``init(key, params) -> state``: generation 0, the OLS fit on real data Y_0 = X_0 w* + E_0.
+* ``init(key, params) -> state``: generation 0, the fit on real data Y_0 = X_0 w* + E_0.
 * ``step(state, key, params) -> (state, edit_fraction)``: build generation n's data from generation
   n-1's model and refit. ``key`` is the trial's key; per-generation keys come from
   :func:`generation_keys`, with the same split for every regime, so regimes that should agree draw for
   draw (``edit`` with M = I and ``replace``) see the same noise.
+
+Every fit is the ridge / minimum-norm / OLS estimator of :mod:`.design` with ``params.ridge`` times the
+number of samples fitted on (T; (n + 1) T for accumulate, which fits on the whole pool). Synthetic data
+enters through one data step (:class:`Data`) whose ``sampler`` draws every label (``labels``) or, for OLS
+fits of replace and accumulate, X^T X and X^T Y from their exact law (``stats``).
 
 Regimes (n >= 1, X_n the design of generation n):
 
@@ -14,11 +19,6 @@ Regimes (n >= 1, X_n the design of generation n):
 * ``accumulate-subsample``: the same data, fit on T points drawn without replacement from the pool
   D_0 + ... + D_n.
 * ``edit``: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1} on the fixed design (see :mod:`.edits`, :mod:`.masks`).
-
-Samplers (the data step, :class:`Data`): ``labels`` draws X_n and every label; ``stats`` (replace and
-accumulate) draws only what their fit reads, X_n^T X_n from its Wishart law (a fixed design: X once) and
-X_n^T Y_n given it: the same law, not the same draws. ``edit`` and ``accumulate-subsample`` use
-individual labels, so ``labels``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .design import gram_cholesky, ols, sample_design, sample_gram_cholesky, sample_without_replacement
+from .design import (Estimator, estimator, sample_design, sample_gram_cholesky, sample_without_replacement,
+                     shifted_cholesky, weighted_dual_fit)
 from .edits import EDIT_OPS, apply_edit
 from .masks import SCHEDULES
 
@@ -43,6 +44,7 @@ class Params(NamedTuple):
     decay: jax.Array  # eta
     threshold: jax.Array  # tau
     masks: jax.Array  # [generations, T] user masks (mask="file"), else [0, T]
+    ridge: jax.Array  # lambda >= 0: the penalty is lambda x (samples fitted on) x ||w||^2
 
 
 class RetrainState(NamedTuple):
@@ -50,7 +52,7 @@ class RetrainState(NamedTuple):
 
     n: jax.Array  # generation index of w
     X: jax.Array  # [T, d] design of the current training set (() under the stats sampler)
-    chol: jax.Array  # [d, d] Cholesky factor the regime solves with (its docstring says of which Gram matrix)
+    chol: jax.Array  # Cholesky factor the regime solves with ([d, d] primal, [T, T] dual; see Estimator)
     Y: jax.Array  # [T] labels of the current training set (() under the stats sampler)
     w: jax.Array  # [d] current model w_n
     aux: Any  # regime-specific state (sufficient statistics, pool, mask state)
@@ -72,130 +74,152 @@ def _noise(key, params: Params, T: int) -> jax.Array:
 
 
 class Data(NamedTuple):
-    """One generation's training data as the OLS fit sees it: the Gram factor L (X^T X = L L^T) and X^T Y.
+    """One generation's training data as the fit sees it: the fit's factor (see Estimator) and the statistic
+    labels enter through (X^T Y primal, Y dual).
 
-    Under the ``labels`` sampler X and Y are drawn and kept; the ``stats`` sampler draws X^T Y (and, for a
-    fresh design, L) from the exact joint law and keeps neither X nor Y (both are then ``()``)."""
+    Under the ``labels`` sampler X and Y are drawn and kept. The ``stats`` sampler (OLS fits only, where the
+    factor is the Gram factor L, X^T X = L L^T) draws X^T Y from its exact law given X and keeps neither X
+    nor Y (both are then ``()``)."""
 
     X: Any
     Y: Any
     chol: jax.Array
-    xty: jax.Array
+    stat: jax.Array
 
 
-def _design(key, params: Params, T: int, sampler: str, fresh: bool):
-    """(X, L) of a new Gaussian design, X^T X = L L^T. Labels: X drawn and factorised. Stats: X = (); a
-    design drawn anew each generation (``fresh``) has L drawn directly from the Wishart law of X^T X
-    (:func:`~linreg_collapse.design.sample_gram_cholesky`), a fixed one is drawn once as X and factorised
-    (one draw per trial, and no chi-square sampler to compile)."""
+def _design(key, params: Params, T: int, est: Estimator, sampler: str, fresh: bool):
+    """(X, factor) of a new Gaussian design. Labels: X drawn and factorised (shift ridge T). Stats: X = ();
+    a design drawn anew each generation (``fresh``) has L drawn directly from the Wishart law of X^T X
+    (:func:`~linreg_collapse.design.sample_gram_cholesky`), a fixed one is drawn once as X and factorised."""
     if sampler == "stats" and fresh:
         return (), sample_gram_cholesky(key, params.sqrt_eig, T)
     X = sample_design(key, params.sqrt_eig, T)
-    return (() if sampler == "stats" else X), gram_cholesky(X)
+    return (() if sampler == "stats" else X), est.factor(X, params.ridge * T)
 
 
-def _labels(key, X, chol, w, params: Params, sampler: str):
-    """(Y, X^T Y) for Y = X w + E, E ~ N(0, sigma^2 I_T): drawn label by label (labels), or (stats) as
+def _labels(key, X, chol, w, params: Params, est: Estimator, sampler: str):
+    """(Y, statistic) for Y = X w + E, E ~ N(0, sigma^2 I_T): drawn label by label (labels), or (stats) as
     X^T Y = X^T X w + X^T E with X^T E ~ N(0, sigma^2 X^T X) given X, i.e. X^T Y = L (L^T w + sigma z),
     z ~ N(0, I_d): d normals instead of T, Y = ()."""
     if sampler == "stats":
         z = jax.random.normal(key, (chol.shape[0],), dtype=chol.dtype)
         return (), chol @ (chol.T @ w + params.sigma * z)
     Y = X @ w + _noise(key, params, X.shape[0])
-    return Y, X.T @ Y
+    return Y, est.statistic(X, Y)
 
 
-def _real_data(trial_key, params: Params, T: int, sampler: str, fresh: bool) -> Data:
+def _real_data(trial_key, params: Params, T: int, est: Estimator, sampler: str = "labels",
+               fresh: bool = False) -> Data:
     """Generation 0: X_0, Y_0 = X_0 w* + E_0."""
     k_design, k_noise, _, _ = generation_keys(trial_key, 0)
-    X, chol = _design(k_design, params, T, sampler, fresh)
-    Y, xty = _labels(k_noise, X, chol, params.w_star, params, sampler)
-    return Data(X, Y, chol, xty)
+    X, chol = _design(k_design, params, T, est, sampler, fresh)
+    Y, stat = _labels(k_noise, X, chol, params.w_star, params, est, sampler)
+    return Data(X, Y, chol, stat)
 
 
-def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, fresh: bool, sampler: str):
+def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, est: Estimator, sampler: str,
+                    fresh: bool):
     """Generation n's data from generation n-1's model: X_n (new if ``fresh``, else the current one),
     Y_n = X_n w_{n-1} + E_n. Returns (n, data, the generation's subsample key)."""
     n = state.n + 1
     k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
-    X, chol = _design(k_design, params, T, sampler, fresh) if fresh else (state.X, state.chol)
-    Y, xty = _labels(k_noise, X, chol, state.w, params, sampler)
-    return n, Data(X, Y, chol, xty), k_pool
+    X, chol = _design(k_design, params, T, est, sampler, fresh) if fresh else (state.X, state.chol)
+    Y, stat = _labels(k_noise, X, chol, state.w, params, est, sampler)
+    return n, Data(X, Y, chol, stat), k_pool
 
 
-def replace_regime(T: int, generations: int, fresh: bool, sampler: str) -> Regime:
+def replace_regime(T: int, generations: int, fresh: bool, est: Estimator, sampler: str) -> Regime:
     def init(key, params):
-        data = _real_data(key, params, T, sampler, fresh)
-        return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), ())
+        data = _real_data(key, params, T, est, sampler, fresh)
+        return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, est.solve(data.chol, data.X, data.stat), ())
 
     def step(state, key, params):
-        n, data, _ = _synthetic_data(state, key, params, T, fresh, sampler)
-        return RetrainState(n, data.X, data.chol, data.Y, ols(data.chol, data.xty), ()), jnp.nan
+        n, data, _ = _synthetic_data(state, key, params, T, est, sampler, fresh)
+        return RetrainState(n, data.X, data.chol, data.Y, est.solve(data.chol, data.X, data.stat), ()), jnp.nan
 
     return Regime(init, step)
 
 
-def accumulate_regime(T: int, generations: int, fresh: bool, sampler: str) -> Regime:
-    """aux = (sum_k X_k^T X_k, sum_k X_k^T Y_k) over generations 0..n, with X_k^T X_k = L_k L_k^T.
+def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sampler: str) -> Regime:
+    """aux = (sum_k X_k^T X_k, sum_k statistic_k) over generations 0..n; the penalty is ridge (n + 1) T.
 
-    With a fixed design sum_k X_k^T X_k = (n + 1) X^T X, so w_n = (X^T X)^{-1} (sum_k X^T Y_k) / (n + 1)
-    with generation 0's Cholesky factor: no Gram matrix is formed or factorised after generation 0.
+    With a fixed design sum_k X_k^T X_k + ridge (n + 1) T I = (n + 1) (X^T X + ridge T I), so
+    w_n = est.solve(sum_k statistic_k) / (n + 1) with generation 0's Cholesky factor (primal or dual): no
+    Gram matrix is formed or factorised after generation 0. A fresh design is solved in the primal form
+    (the pooled d x d Gram plus ridge (n + 1) T I; config requires ridge > 0 or T >= d - 1); under the
+    stats sampler X_k^T X_k = L_k L_k^T.
     """
 
+    def gram_of(data: Data):
+        return data.chol @ data.chol.T if sampler == "stats" else data.X.T @ data.X
+
     def init(key, params):
-        data = _real_data(key, params, T, sampler, fresh)
-        gram = data.chol @ data.chol.T if fresh else ()
-        return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, ols(data.chol, data.xty), (gram, data.xty))
+        data = _real_data(key, params, T, est, sampler, fresh)
+        w = est.solve(data.chol, data.X, data.stat)
+        if not fresh:
+            return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, w, ((), data.stat))
+        gram = gram_of(data)  # the state keeps the primal factor of later generations (unused by generation 1)
+        xty = data.stat if sampler == "stats" else data.X.T @ data.Y
+        return RetrainState(jnp.int32(0), data.X, shifted_cholesky(gram, params.ridge * T), data.Y, w, (gram, xty))
 
     def step(state, key, params):
-        n, data, _ = _synthetic_data(state, key, params, T, fresh, sampler)
-        gram, xty = state.aux
-        xty = xty + data.xty
+        n, data, _ = _synthetic_data(state, key, params, T, est, sampler, fresh)
+        gram, stat = state.aux
         if fresh:
-            gram = gram + data.chol @ data.chol.T
-            chol = jnp.linalg.cholesky(gram)
-            w = ols(chol, xty)
+            gram = gram + gram_of(data)
+            stat = stat + (data.stat if sampler == "stats" else data.X.T @ data.Y)
+            chol = shifted_cholesky(gram, params.ridge * (n + 1) * T)
+            w = Estimator(dual=False).solve(chol, data.X, stat)
         else:
             chol = data.chol
-            w = ols(chol, xty) / (n + 1)
-        return RetrainState(n, data.X, chol, data.Y, w, (gram, xty)), jnp.nan
+            stat = stat + data.stat
+            w = est.solve(chol, data.X, stat) / (n + 1)
+        return RetrainState(n, data.X, chol, data.Y, w, (gram, stat)), jnp.nan
 
     return Regime(init, step)
 
 
-def accumulate_subsample_regime(T: int, generations: int, fresh: bool) -> Regime:
+def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
     """aux = (X_n, chol_n, pool_X, pool_Y): the newest design (the one synthetic data is drawn on) and
     the (generations + 1) T pooled points, filled generation by generation. Labels sampler only: the fit
     uses individual pooled points.
 
-    With a fixed design the pool's rows are copies of X, so only the labels are pooled.
+    With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
+    fixed design repeats rows; the dual form then fits the distinct rows with their multiplicities
+    (:func:`~linreg_collapse.design.weighted_dual_fit`) and the state keeps the selected rows with chol = their
+    factor in that grouping.
     """
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, Y, chol, xty = _real_data(key, params, T, "labels", fresh)
+        X, Y, chol, stat = _real_data(key, params, T, est, "labels", fresh)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
-        return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), (X, chol, pool_X, pool_Y))
+        return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), (X, chol, pool_X, pool_Y))
 
     def step(state, key, params):
         design_X, design_chol, pool_X, pool_Y = state.aux
         n, (X, Y, chol, _), k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params,
-                                                      T, fresh, "labels")
+                                                      T, est, "labels", fresh)
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
         idx = sample_without_replacement(k_pool, (n + 1) * T, T)  # T of the (n + 1) T filled slots
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
-        chol_s = gram_cholesky(Xs)
-        w = ols(chol_s, Xs.T @ Ys)
+        if fresh or not est.dual:
+            chol_s = est.factor(Xs, params.ridge * T)
+            w = est.fit(chol_s, Xs, Ys)
+        else:
+            counts = jnp.zeros(T, Ys.dtype).at[idx % T].add(1.0)
+            label_sums = jnp.zeros(T, Ys.dtype).at[idx % T].add(Ys)
+            chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
         return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y)), jnp.nan
 
     return Regime(init, step)
 
 
-def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
+def edit_regime(T: int, edit_op: str, mask: str, est: Estimator) -> Regime:
     """Token-level editing on the fixed design: Y_n = M_n Ytilde_n + (I - M_n) Y_{n-1}; aux = mask state.
 
     The edit fraction reported for generation n is mean(diag M_n).
@@ -204,8 +228,8 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
     schedule = SCHEDULES[mask]()
 
     def init(key, params):
-        X, Y, chol, xty = _real_data(key, params, T, "labels", False)
-        return RetrainState(jnp.int32(0), X, chol, Y, ols(chol, xty), schedule.init(T))
+        X, Y, chol, stat = _real_data(key, params, T, est)
+        return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), schedule.init(T))
 
     def step(state, key, params):
         n = state.n + 1
@@ -214,19 +238,21 @@ def edit_regime(T: int, edit_op: str, mask: str) -> Regime:
         proposal = propose(X, Y_prev, w_prev, _noise(k_noise, params, T))
         m, mask_state = schedule.sample(state.aux, k_mask, n, Y_prev - X @ w_prev, params)
         Y = apply_edit(m, proposal, Y_prev)
-        return RetrainState(n, X, state.chol, Y, ols(state.chol, X.T @ Y), mask_state), jnp.mean(m)
+        return RetrainState(n, X, state.chol, Y, est.fit(state.chol, X, Y), mask_state), jnp.mean(m)
 
     return Regime(init, step)
 
 
-def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str,
+def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str, d: int,
                 sampler: str = "labels") -> Regime:
-    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES`; ``sampler``
-    (``labels`` or ``stats``, see :class:`Data`) applies to replace and accumulate, the others use labels."""
-    fresh = design == "fresh"
+    """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES` in dimension d;
+    ``sampler`` (``labels`` or ``stats``, see :class:`Data`) applies to replace and accumulate, the others
+    use labels."""
+    est = estimator(T, d)
     if regime == "edit":
-        return edit_regime(T, edit_op, mask)
+        return edit_regime(T, edit_op, mask, est)
+    fresh = design == "fresh"
     if regime == "accumulate-subsample":
-        return accumulate_subsample_regime(T, generations, fresh)
+        return accumulate_subsample_regime(T, generations, fresh, est)
     factory = {"replace": replace_regime, "accumulate": accumulate_regime}[regime]
-    return factory(T, generations, fresh, sampler)
+    return factory(T, generations, fresh, est, sampler)

@@ -29,13 +29,14 @@ from jax.sharding import NamedSharding, PartitionSpec
 from scipy import stats
 
 from .config import SimConfig
-from .design import covariance_eigenvalues, test_error
+from .design import covariance_eigenvalues, ground_truth, test_error
 from .devices import TRIALS, gather, place, trial_mesh
 from .errors import ResourceError
 from .io import atomic_path
 from .memory import plan_chunk
 from .progress import Progress
 from .regimes import Params, make_regime
+from .theory.minnorm import generation0_exact
 
 CHUNK_TRIALS = 1024
 
@@ -46,6 +47,8 @@ class SimResult:
 
     ``errors`` and ``edit_fractions`` hold every trial, shape [trials, generations + 1] (None for a
     result read back from JSON, :func:`stored_result`); ``edit_fraction`` is None for regimes that do not edit.
+    ``median``, ``q05``, ``q95``: per-generation quantiles across trials (the errors are heavy-tailed near
+    T = d). ``base``: the unit of the printed table, see :func:`base_unit`.
     """
 
     config: SimConfig
@@ -57,20 +60,27 @@ class SimResult:
     edit_fraction: Optional[np.ndarray]
     errors: Optional[np.ndarray]
     edit_fractions: Optional[np.ndarray]
+    median: np.ndarray
+    q05: np.ndarray
+    q95: np.ndarray
 
     @property
-    def base(self) -> float:
-        return self.config.base
+    def base(self) -> Optional[float]:
+        return base_unit(self.config)[0]
 
     def to_json_dict(self) -> dict:
         return {
             "config": self.config.to_dict(),
             "base": self.base,
+            "base_kind": base_unit(self.config)[1],
             "generation": self.generation.tolist(),
             "mean": self.mean.tolist(),
             "stderr": self.stderr.tolist(),
             "ci_low": self.ci_low.tolist(),
             "ci_high": self.ci_high.tolist(),
+            "median": self.median.tolist(),
+            "q05": self.q05.tolist(),
+            "q95": self.q95.tolist(),
             "edit_fraction": None if self.edit_fraction is None else self.edit_fraction.tolist(),
         }
 
@@ -84,21 +94,32 @@ def mean_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0):
     return mean, stderr, mean - half, mean + half
 
 
+def base_unit(cfg: SimConfig) -> tuple[Optional[float], str]:
+    """(value, description) of the unit results are shown in: sigma^2 d/(T-d-1) for OLS, otherwise the exact
+    generation-0 theory value where one exists (isotropic minimum-norm), otherwise (None, "absolute")."""
+    if cfg.is_ols:
+        return cfg.base, "sigma^2 d/(T-d-1), the OLS error of one fit"
+    value = generation0_exact(cfg)
+    if value is None:
+        return None, "absolute (no exact generation-0 value for this estimator and covariance)"
+    return value, "the exact generation-0 error (1 - T/d) + sigma^2 T/(d-T-1) of isotropic min-norm"
+
+
 def make_params(cfg: SimConfig) -> Params:
     """The traced inputs of ``cfg`` (call inside the run's x64 scope so dtypes match)."""
     dtype = jnp.dtype(cfg.dtype)
-    k_wstar, _ = jax.random.split(jax.random.key(cfg.seed))
     eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
     masks = np.zeros((0, cfg.T)) if cfg.masks is None else np.asarray(cfg.masks)
     scalar = functools.partial(jnp.asarray, dtype=dtype)
     return Params(
-        w_star=jax.random.normal(k_wstar, (cfg.d,), dtype=dtype) / np.sqrt(cfg.d),
+        w_star=scalar(ground_truth(cfg.wstar, cfg.d, cfg.delta)),
         sqrt_eig=scalar(np.sqrt(eig)),
         sigma=scalar(cfg.sigma),
         edit_fraction=scalar(cfg.edit_fraction),
         decay=scalar(cfg.decay),
         threshold=scalar(cfg.threshold),
         masks=scalar(masks),
+        ridge=scalar(cfg.ridge),
     )
 
 
@@ -115,7 +136,7 @@ def _static(cfg: SimConfig) -> tuple:
 def trial_program(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
                   sampler: str = "labels"):
     """``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``, not yet jitted."""
-    init, step = make_regime(regime, T, generations, design, edit_op, mask, sampler)
+    init, step = make_regime(regime, T, generations, design, edit_op, mask, d, sampler)
 
     def one_trial(key, params: Params):
         eig = params.sqrt_eig**2
@@ -268,13 +289,15 @@ def _resource_message(err: Exception, c: int, n_chunks: int, chunk: int, checkpo
 
 
 def simulate(cfg: SimConfig, progress: bool = False, checkpoint: str | Path | None = None) -> SimResult:
-    """Run ``cfg`` and summarise each generation: mean, standard error, 95% interval, edit fraction."""
+    """Run ``cfg`` and summarise each generation: mean, standard error, 95% interval, median, 5% and 95%
+    quantiles, edit fraction."""
     return summarise(cfg, *run_trials(cfg, progress=progress, checkpoint=checkpoint))
 
 
 def summarise(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> SimResult:
     """The :class:`SimResult` of ``cfg`` from its per-trial errors and edit fractions [trials, generations + 1]."""
     mean, stderr, lo, hi = mean_interval(errors)
+    q05, median, q95 = np.quantile(errors, [0.05, 0.5, 0.95], axis=0)
     editing = cfg.regime == "edit"
     return SimResult(
         config=cfg,
@@ -283,6 +306,7 @@ def summarise(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> SimR
         edit_fraction=fractions.mean(axis=0) if editing else None,
         errors=errors,
         edit_fractions=fractions if editing else None,
+        median=median, q05=q05, q95=q95,
     )
 
 
@@ -298,7 +322,10 @@ def stored_result(path: str | Path, cfg: SimConfig) -> Optional[SimResult]:
         return None
     if not isinstance(data, dict) or data.get("config") != json.loads(json.dumps(cfg.to_dict())):
         return None
-    arrays = {k: np.array(data[k], dtype=float) for k in ("mean", "stderr", "ci_low", "ci_high")}
+    keys = ("mean", "stderr", "ci_low", "ci_high", "median", "q05", "q95")
+    if any(data.get(k) is None for k in keys):  # written by an older version
+        return None
+    arrays = {k: np.array(data[k], dtype=float) for k in keys}
     fraction = data.get("edit_fraction")
     return SimResult(config=cfg, generation=np.arange(cfg.generations + 1), **arrays,
                      edit_fraction=None if fraction is None else np.array(fraction, dtype=float),

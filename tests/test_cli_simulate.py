@@ -48,7 +48,7 @@ def _write(tmp_path, name, array):
 
 
 BAD = {
-    "T <= d + 1": (["--T", "6", "--d", "5"], "T=6 must be > d + 1"),
+    "d - 1 <= T <= d + 1 at ridge 0": (["--T", "6", "--d", "5"], "T=6 with d=5 and ridge=0: the mean test error is infinite"),
     "d < 1": (["--d", "0"], "d=0 must be >= 1"),
     "sigma < 0": (["--sigma", "-0.5"], "sigma=-0.5 must be >= 0"),
     "p > 1": (["--regime", "edit", "--edit-fraction", "1.5"], "edit_fraction=1.5 must lie in [0, 1]"),

@@ -14,7 +14,8 @@ from linreg_collapse.cli import main
 
 # One T for every figure (T/d at the same T), so the figures share seven compiled programs plus one.
 SMALL = figures.FigureSettings(T=30, d=5, generations=4, trials=200, seed=1, samples_T=(30,), grid_size=3,
-                               thresholds=(0.5, 2.0))
+                               thresholds=(0.5, 2.0), ridge_d=40, ridge_T=(8, 16), ridge_generations=(0, 2),
+                               ridge_lambdas=3, double_descent_T=(10, 100))
 
 
 @pytest.fixture(scope="module")

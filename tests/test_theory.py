@@ -144,7 +144,7 @@ def test_bound_command_prints_expression_latex_and_value(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--regime", "edit", "--T", "5", "--d", "10"], "must be > d + 1"),
+    (["--regime", "edit", "--T", "10", "--d", "10"], "mean test error is infinite"),
     (["--regime", "edit", "--T", "50", "--d", "10", "--edit-fraction", "2"], "edit_fraction"),
     (["--regime", "edit", "--T", "50", "--d", "10", "--generation", "-1"], "--generation"),
     (["--regime", "replace", "--decay", "0.5"], "--decay has no effect here: it applies only with --regime edit"),

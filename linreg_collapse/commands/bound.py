@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from ..config import APPLIES_WHEN, EDIT_OPS, MASKS, REGIMES, SimConfig
+from ..config import APPLIES_WHEN, COVARIANCES, EDIT_OPS, MASKS, REGIMES, WSTARS, SimConfig
 from ..errors import require
 from .simulate import given_flags, record_given, refuse_inapplicable
 
@@ -35,6 +35,13 @@ def register(subparsers) -> None:
     p.add_argument("--total-fraction", type=float, default=1.0, help="Q = sum of the edit fractions (1)")
     p.add_argument("--level", type=float, default=0.95,
                    help="probability level of the error quantiles and tail bounds (0.95)")
+    p.add_argument("--ridge", type=float, default=0.0,
+                   help="lambda: ridge / minimum-norm results (proportional-limit values) instead of OLS (0)")
+    p.add_argument("--cov", choices=COVARIANCES, default="identity", help="Sigma for ridge values (identity)")
+    p.add_argument("--alpha", type=float, default=1.0, help="power-law exponent of --cov powerlaw (1)")
+    p.add_argument("--wstar", choices=WSTARS, default="flat", help="w* for ridge values (flat)")
+    p.add_argument("--wstar-exponent", type=float, default=None, metavar="DELTA",
+                   help="source exponent of --wstar powerlaw")
     p.set_defaults(run=run)
 
 
@@ -42,15 +49,17 @@ def values_from_args(args: argparse.Namespace) -> dict[str, float]:
     """Symbol values for :func:`~linreg_collapse.theory.evaluate` (validated: InputError on bad input, or on
     an editing flag given for a regime or mask schedule it does not apply to)."""
     refuse_inapplicable(args, given_flags(args), APPLIES)
-    SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
-              decay=args.decay)  # validates
+    cfg = SimConfig(regime=args.regime, T=args.T, d=args.d, sigma=args.sigma, edit_fraction=args.edit_fraction,
+                    decay=args.decay, ridge=args.ridge, cov=args.cov, alpha=args.alpha, wstar=args.wstar,
+                    wstar_exponent=args.wstar_exponent)  # validates
     require(args.generation >= 0, f"--generation {args.generation} must be >= 0")
     require(0 <= args.total_fraction <= 1, f"--total-fraction {args.total_fraction} must lie in [0, 1]")
     require(0 < args.level < 1, f"--level {args.level} must lie in (0, 1)")
     k = round(args.edit_fraction * args.T)
     return dict(sigma=args.sigma, T=args.T, d=args.d, n=args.generation, m=args.generation + 1,
                 p=args.edit_fraction, q=k / args.T, k=k, eta=args.decay, gamma=args.d / args.T,
-                Q=args.total_fraction, level=args.level)
+                Q=args.total_fraction, level=args.level, ridge=args.ridge, cov=args.cov, alpha=args.alpha,
+                wstar=args.wstar, wstar_exponent=cfg.wstar_exponent, delta=cfg.delta)
 
 
 def describe(result: Result, values: dict[str, float]) -> str:
@@ -59,23 +68,38 @@ def describe(result: Result, values: dict[str, float]) -> str:
 
     from ..theory import evaluate
 
-    if result.expr.has(sp.Indexed):
+    if result.kind == "rate":
+        at = {"alpha": values["alpha"], "DELTA": values["delta"]}
+        law = result.expr.subs({sp.Symbol(name, positive=True): v for name, v in at.items()})
+        value = f"{law}   (alpha={at['alpha']:g}, DELTA={at['DELTA']:g}; up to constant factors)"
+    elif result.value is not None:
+        number = result.value(values)
+        value = "none for these settings (outside the assumptions)" if number is None else \
+            f"{number:.6g}   (numerical: T={values['T']:g}, d={values['d']:g}, sigma={values['sigma']:g}, " \
+            f"n={values['n']:g}, ridge={values['ridge']:g}, cov={values['cov']}, wstar={values['wstar']})"
+    elif result.expr.has(sp.Indexed):
         value = "depends on every fraction p_1..p_n (theory.relative_error_curve); constant p: edit-perturb-random"
     else:
         used = ", ".join(f"{s.name}={values[s.name]:g}" for s in sorted(result.expr.free_symbols, key=str))
         value = f"{evaluate(result, **values):.6g}   ({used})"
-    pretty = sp.pretty(result.relative, use_unicode=False, wrap_line=False)
+    if result.estimator == "ols":
+        lead, pretty = "E_test = sigma^2 d/(T-d-1) *", sp.pretty(result.relative, use_unicode=False, wrap_line=False)
+    else:
+        lead, pretty = "E_test =", sp.pretty(result.expr, use_unicode=False, wrap_line=False)
     return "\n".join([f"== {result.name} [{result.kind}]", f"assumptions: {result.assumptions}",
-                      "E_test = sigma^2 d/(T-d-1) *", pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
+                      lead, pretty, f"LaTeX: {sp.latex(result.expr)}", f"value: {value}"])
 
 
 def run(args: argparse.Namespace) -> int:
     values = values_from_args(args)
-    from ..theory import evaluate, results_for
+    from ..theory import estimator_of, evaluate, results_for
 
-    chosen = results_for(args.regime, args.edit_op, args.mask)
+    estimator = estimator_of(args.ridge, args.T, args.d)
+    chosen = results_for(args.regime, args.edit_op, args.mask, estimator)
+    unit = (f"BASE = sigma^2 d/(T-d-1) = {evaluate(chosen[0], **values):.6g}" if estimator == "ols"
+            else f"estimator {estimator} (ridge={args.ridge:g}), absolute errors")
     print(f"# regime={args.regime} T={args.T} d={args.d} sigma={args.sigma:g} n={args.generation}; "
-          f"generation 0 = the fit on real data; BASE = sigma^2 d/(T-d-1) = {evaluate(chosen[0], **values):.6g}")
+          f"generation 0 = the fit on real data; {unit}")
     for result in chosen:
         print()
         print(describe(result, values))

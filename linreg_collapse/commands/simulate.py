@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import (APPLIES_WHEN, COVARIANCES, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES, SAMPLERS, SimConfig,
-                      inapplicable, load_masks)
+from ..config import (APPLIES_WHEN, COVARIANCES, DEFAULT_WSTAR_EXPONENT, DESIGNS, DTYPES, EDIT_OPS, MASKS, REGIMES,
+                      SAMPLERS, WSTARS, SimConfig, inapplicable, load_masks)
 from ..errors import InputError
 from ..io import check_writable, write_json
 from ..memory import check_fits
@@ -26,8 +26,9 @@ FLAG_NAMES = {"masks": "--masks-file"}  # SimConfig fields whose flag is not --<
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "simulate", help="simulate one retraining regime and print the error per generation",
-        description="Simulate OLS retrained generation after generation; print mean / base per generation, "
-                    "base = sigma^2 d/(T-d-1), generation 0 = the fit on real data.")
+        description="Simulate a regression model (OLS, ridge or minimum-norm) retrained generation after "
+                    "generation; print mean / base per generation (base = sigma^2 d/(T-d-1) for OLS, the exact "
+                    "generation-0 error where one exists, else absolute errors); generation 0 = the fit on real data.")
     add_config_arguments(p)
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON (atomically); a rerun whose "
                    "file already holds this configuration's finished result prints it without recomputing")
@@ -63,6 +64,16 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
                    help="stats: draw X^T X and X^T Y from their exact law (replace, accumulate; faster); "
                         "labels: every label, draw for draw like a NumPy loop (default: stats where it applies)")
+
+    p.add_argument("--ridge", type=float, default=d.ridge,
+                   help="lambda >= 0: w = (X^T X + lambda N I)^{-1} X^T Y on N samples; 0 = OLS (T >= d) or "
+                        "minimum-norm (T < d) (default 0)")
+    p.add_argument("--wstar", choices=WSTARS, default=d.wstar,
+                   help="w* in Sigma's eigenbasis, unit norm: flat (1/sqrt(d) each) or powerlaw (k^(-DELTA/2))")
+    p.add_argument("--wstar-exponent", type=float, default=None, metavar="DELTA",
+                   help=f"source exponent DELTA of --wstar powerlaw (default {DEFAULT_WSTAR_EXPONENT:g})")
+    p.add_argument("--allow-infinite-mean", action="store_true",
+                   help="run ridge 0 with d-1 <= T <= d+1, where the mean error is infinite (min-norm / OLS fit)")
 
 
 class _GivenStore(argparse._StoreAction):
@@ -136,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
 
 def theory_note(cfg: SimConfig) -> str:
     """What theory says about this run's mean / base, or where to find it (``bound``)."""
+    if not cfg.is_ols:
+        return f"theory: linreg-collapse bound --regime {cfg.regime} --ridge {cfg.ridge:g} --T {cfg.T} --d {cfg.d}"
     if cfg.regime == "replace":
         return "theory: mean/base = n + 1"
     if cfg.regime == "accumulate" and cfg.design == "fixed":
@@ -149,18 +162,27 @@ def theory_note(cfg: SimConfig) -> str:
 
 
 def format_table(result: SimResult) -> str:
-    """Per-generation table: mean / base, the 95% interval / base and, when editing, the edit fraction."""
-    cfg, base = result.config, result.base
+    """Per-generation table in the unit of :func:`~linreg_collapse.simulate.base_unit`: mean, the 95% interval,
+    the median and, when editing, the edit fraction."""
+    from ..simulate import base_unit
+
+    cfg = result.config
+    base, unit = base_unit(cfg)
+    scaled = base is not None and base > 0  # sigma = 0 (OLS): every error is 0, print it unscaled
+    scale, name = (base, "/base") if scaled else (1.0, "")
+    w = "flat" if cfg.wstar == "flat" else f"powerlaw(DELTA={cfg.delta:g})"
     lines = [f"# regime={cfg.regime} T={cfg.T} d={cfg.d} sigma={cfg.sigma:g} trials={cfg.trials} "
-             f"design={cfg.design} cov={cfg.cov}"
+             f"design={cfg.design} cov={cfg.cov}" + (f"(alpha={cfg.alpha:g})" if cfg.cov == "powerlaw" else "")
+             + f" ridge={cfg.ridge:g} wstar={w}"
              + (f" edit_op={cfg.edit_op} mask={cfg.mask}" if cfg.regime == "edit" else ""),
-             f"# base = sigma^2 d/(T-d-1) = {base:.6g}; generation 0 = fit on real data; {theory_note(cfg)}",
-             f"{'generation':>10}  {'mean/base':>10}  {'95% interval / base':>22}"
+             (f"# base = {unit} = {base:.6g}" if scaled else f"# unit: {unit if base is None else 'absolute'}")
+             + f"; generation 0 = fit on real data; {theory_note(cfg)}",
+             f"{'generation':>10}  {'mean' + name:>10}  {'95% interval' + name:>22}  {'median' + name:>12}"
              + (f"  {'edit fraction':>13}" if result.edit_fraction is not None else "")]
-    scale = base if base > 0 else 1.0  # sigma = 0: every error is 0, print it unscaled
     for n in result.generation:
         row = (f"{n:>10d}  {result.mean[n] / scale:>10.4f}  "
-               f"[{result.ci_low[n] / scale:>9.4f}, {result.ci_high[n] / scale:>9.4f}]")
+               f"[{result.ci_low[n] / scale:>9.4f}, {result.ci_high[n] / scale:>9.4f}]  "
+               f"{result.median[n] / scale:>12.4f}")
         if result.edit_fraction is not None:
             row += f"  {result.edit_fraction[n]:>13.4f}"
         lines.append(row)

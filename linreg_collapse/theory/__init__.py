@@ -3,8 +3,11 @@
 A package split by idea, every module contributing :class:`Result` records keyed by the simulator's
 regime names: :mod:`.core` (symbols, BASE, evaluation), :mod:`.ols` (one fit, replace, accumulate),
 :mod:`.editing` (perturb and resample token-level editing), :mod:`.accumulate` (fresh-design accumulate,
-accumulate-subsample), :mod:`.distribution` (quantiles and tail bounds of the error). sympy does the algebra:
-sums, limits, recurrences and the ODE of the continuum limit are solved there, not typed in. Numbers come from
+accumulate-subsample), :mod:`.distribution` (quantiles and tail bounds of the error), :mod:`.minnorm`
+(minimum-norm interpolation, exact isotropic closed forms), :mod:`.ridge` (ridge and minimum-norm
+deterministic equivalents in the proportional limit, any spectrum), :mod:`.scaling` (scaling-law exponents).
+sympy does the algebra: sums, limits, recurrences and the ODE of the continuum limit are solved there, not
+typed in. Numbers come from
 lambdified expressions:
 
 * :func:`relative_error_curve` -- E_test(w_n)/BASE for n = 0..N given per-generation edit fractions;
@@ -26,14 +29,14 @@ import sympy as sp
 
 from ..config import SimConfig
 from ..errors import require
-from . import accumulate, distribution, editing, ols
+from . import accumulate, distribution, editing, minnorm, ols, ridge, scaling
 # Re-exported: the symbols and recurrences are the package's public vocabulary (notebooks, tests, docs).
 from .core import (BASE, GAUSSIAN, Q, Result, T, c, d, eta, evaluate, gamma, i, k, m_paper, n, p, p_i, q,
                    sigma)  # noqa: F401
 from .editing import (PERTURB_STATE, PERTURB_STEP, RESAMPLE_DISJOINT_ERROR, RESAMPLE_DISJOINT_STATE,
                       RESAMPLE_DISJOINT_STEP, RESAMPLE_RANDOM_STATE, RESAMPLE_RANDOM_STEP, realised_fractions)  # noqa: F401
 
-MODULES = (ols, accumulate, editing, distribution)
+MODULES = (ols, accumulate, editing, distribution, minnorm, ridge, scaling)
 """Every module whose ``results()`` the registry collects, in the order ``bound`` lists them."""
 
 
@@ -48,12 +51,22 @@ def results() -> dict[str, Result]:
     return out
 
 
-def results_for(regime: str, edit_op: Optional[str] = None, mask: Optional[str] = None) -> list[Result]:
-    """Results describing ``regime`` (plus the one-fit result), filtered by edit_op / mask when given."""
+def results_for(regime: str, edit_op: Optional[str] = None, mask: Optional[str] = None,
+                estimator: str = "ols") -> list[Result]:
+    """Results describing ``regime`` (plus the one-fit result) for ``estimator`` (ols, minnorm, ridge; see
+    :func:`estimator_of`), filtered by edit_op / mask when given."""
     return [r for r in results().values()
-            if r.regime in (None, regime)
+            if r.regime in (None, regime) and r.estimator == estimator
             and (edit_op is None or r.edit_op in (None, edit_op))
             and (mask is None or not r.masks or mask in r.masks)]
+
+
+def estimator_of(ridge: float, T: int, d: int) -> str:
+    """``ols`` (ridge 0, T > d + 1), ``minnorm`` (ridge 0, T < d - 1) or ``ridge`` (ridge > 0; also the limit
+    formulas used at ridge 0 between those)."""
+    if ridge == 0 and T > d + 1:
+        return "ols"
+    return "minnorm" if ridge == 0 and T < d - 1 else "ridge"
 
 
 def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb", T=None, d=None,
@@ -82,7 +95,10 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
 
 
 def theory_kind(cfg: SimConfig) -> Optional[str]:
-    """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives."""
+    """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives
+    (OLS configurations only; ridge and minimum-norm: :func:`.ridge.expected_error`)."""
+    if not cfg.is_ols:
+        return None
     if cfg.regime in ("replace", "accumulate"):
         return "exact"
     if cfg.regime != "edit" or cfg.mask == "threshold":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import sympy as sp
@@ -34,8 +34,10 @@ class Result:
     """One symbolic result.
 
     ``kind``: ``exact`` (an equality for every T > d + 1), ``limit`` (exact as T, d -> infinity with
-    d/T -> gamma, or as d/T -> 0 where it says so), or ``bound`` (an upper bound).
-    ``regime``/``edit_op``/``masks`` name the simulator settings it describes (None or empty = any).
+    d/T -> gamma, or as d/T -> 0 where it says so), ``bound`` (an upper bound) or ``rate`` (equal up to a
+    constant factor in an asymptotic regime it states: a scaling law).
+    ``regime``/``edit_op``/``masks`` name the simulator settings it describes (None or empty = any);
+    ``estimator`` the fit: ``ols`` (ridge 0, T >= d + 2), ``minnorm`` (ridge 0, T <= d - 2) or ``ridge``.
     """
 
     name: str
@@ -45,6 +47,10 @@ class Result:
     assumptions: str
     edit_op: Optional[str] = None
     masks: tuple[str, ...] = ()
+    estimator: str = "ols"
+    value: Optional[Callable[[dict], Optional[float]]] = dataclasses.field(default=None, compare=False)
+    """A numeric evaluator for results that are not closed forms (fixed points, integrals): values -> E_test,
+    None where the values break the result's assumptions."""
 
     @property
     def relative(self) -> sp.Expr:
