@@ -163,8 +163,9 @@ def _table(points: list[tuple[dict, SimConfig]], summaries: dict[int, dict]) -> 
     columns: dict[str, list] = {key: [] for key in [*points[0][0], *STATISTICS]}
     for i, (params, cfg) in enumerate(points):
         summary, rows, recorded = summaries[i], cfg.generations + 1, cfg.to_dict()
-        for key, value in params.items():  # the value that ran (e.g. the default sampler resolved)
-            columns[key] += [recorded.get(key.replace("-", "_"), value)] * rows
+        for key, value in params.items():  # the value that ran (e.g. the default sampler resolved); unset: NaN
+            value = recorded.get(key.replace("-", "_"), value)
+            columns[key] += [np.nan if value is None else value] * rows
         for key in STATISTICS:
             value = summary[key]
             columns[key] += ([value] * rows if key == "base" else [np.nan] * rows if value is None else value)

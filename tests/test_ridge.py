@@ -19,7 +19,6 @@ from linreg_collapse.exact import conditional_errors
 from linreg_collapse.simulate import base_unit, mean_interval, run_trials, simulate
 from linreg_collapse.theory import evaluate, results
 from linreg_collapse.theory.ridge import expected_error, limit_tolerance, one_fit, optimal_ridge
-from linreg_collapse.verify import Check, judge
 
 from test_exact import designs
 
@@ -114,6 +113,13 @@ def test_exact_estimator_is_unbiased_for_the_simulator(kw):
     assert np.all(np.abs(mean) <= 4 * stderr)
 
 
+def _agrees(value: float, samples: np.ndarray, tolerance: float) -> bool:
+    """verify's plain equality rule: ``value`` inside the 99% Student-t interval of the per-design samples, or
+    within ``tolerance`` of their mean (relative). No control variate: generation 0's mean is not known here."""
+    mean, _, low, high = mean_interval(samples, 0.99)
+    return bool(low <= value <= high or abs(mean - value) <= tolerance * abs(value))
+
+
 def _samples(cfg: SimConfig, generation: int) -> np.ndarray:
     return conditional_errors(cfg)[:, generation]
 
@@ -127,12 +133,12 @@ def test_minnorm_closed_forms_against_the_exact_estimator():
     r = results()
     for cfg, name in [(fixed, "minnorm-replace"), (fresh, "minnorm-replace-fresh")]:
         samples = _samples(cfg, G)
-        assert judge(Check(name, name, cfg, G, "equal", evaluate(r[name], **values), 0.005), samples).passed
+        assert _agrees(evaluate(r[name], **values), samples, 0.005)
         other = "minnorm-replace" if name.endswith("fresh") else "minnorm-replace-fresh"
-        assert not judge(Check("wrong", other, cfg, G, "equal", evaluate(r[other], **values), 0.005), samples).passed
+        assert not _agrees(evaluate(r[other], **values), samples, 0.005)
     # the bias of min-norm is 1 - T/d: T/d instead is rejected
     wrong = evaluate(r["minnorm"], **values) - (1 - 20 / 60) + 20 / 60
-    assert not judge(Check("wrong bias", "minnorm", fixed, 0, "equal", wrong, 0.005), _samples(fixed, 0)).passed
+    assert not _agrees(wrong, _samples(fixed, 0), 0.005)
 
 
 @pytest.mark.parametrize("kw,wrong", [
@@ -149,7 +155,7 @@ def test_deterministic_equivalents_against_the_exact_estimator(kw, wrong):
     samples = _samples(cfg, G)
     tol = limit_tolerance(cfg)
     theory = expected_error(cfg)[0][G]
-    assert judge(Check("limit", "ridge", cfg, G, "equal", theory, tol), samples).passed
+    assert _agrees(theory, samples, tol)
     eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
     bias, variance = one_fit(eig, ground_truth(cfg.wstar, cfg.d, cfg.delta), cfg.sigma, cfg.T, cfg.ridge)
     if wrong == "no compounding":  # the bias of one fit, the noise of n + 1
@@ -158,7 +164,7 @@ def test_deterministic_equivalents_against_the_exact_estimator(kw, wrong):
         bad = expected_error(SimConfig(**{**cfg.to_dict(), "regime": "replace"}))[0][G]
     else:  # a fresh design's compounding projections instead of the fixed design's constant bias
         bad = expected_error(SimConfig(**{**cfg.to_dict(), "design": "fresh"}))[0][G]
-    assert not judge(Check("wrong", "ridge", cfg, G, "equal", bad, tol), samples).passed
+    assert not _agrees(bad, samples, tol)
 
 
 def test_error_depends_on_covariance_and_ground_truth_under_ridge():

@@ -118,7 +118,7 @@ BAD = {
     "string for a number": ('sigma = ["1"]\n', "key 'sigma': '1' must be a number"),
     "empty list": ("T = []\n", "key 'T' has no values"),
     "bad choice": ('regime = "collapse"\n', "regime='collapse' must be one of"),
-    "one bad point": ("T = [40, 8]\nd = 7\n", "configuration {T=8}: T=8 must be > d + 1"),
+    "one bad point": ("T = [40, 8]\nd = 7\n", "configuration {T=8}: T=8 with d=7 and ridge=0: the mean test error is infinite"),
     "not TOML": ("T = = 3\n", "is not a TOML file"),
 }
 
