@@ -36,7 +36,6 @@ from .io import atomic_path
 from .memory import plan_chunk
 from .progress import Progress
 from .regimes import Params, make_regime
-from .theory.minnorm import generation0_exact
 
 CHUNK_TRIALS = 1024
 
@@ -99,6 +98,8 @@ def base_unit(cfg: SimConfig) -> tuple[Optional[float], str]:
     generation-0 theory value where one exists (isotropic minimum-norm), otherwise (None, "absolute")."""
     if cfg.is_ols:
         return cfg.base, "sigma^2 d/(T-d-1), the OLS error of one fit"
+    from .theory.minnorm import generation0_exact  # sympy only for the runs that need a min-norm unit
+
     value = generation0_exact(cfg)
     if value is None:
         return None, "absolute (no exact generation-0 value for this estimator and covariance)"
