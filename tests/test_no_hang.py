@@ -21,7 +21,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import TEST_OPT_LEVEL
+
+from linreg_collapse import SimConfig
+from linreg_collapse.simulate import run_trials
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_SECONDS = 90.0  # compile + run of one configuration on a loaded 2-core machine, with margin
@@ -42,19 +47,24 @@ for line in sys.stdin:
     t = time.monotonic()
     errors, _ = run_trials(SimConfig(**config))
     assert np.isfinite(errors).all(), "non-finite errors"
-    print("done", f"{time.monotonic() - t:.1f}", flush=True)
+    print("done", f"{time.monotonic() - t:.1f}", json.dumps(errors.mean(axis=0).tolist()), flush=True)
 """
 
 
+def user_xla_flags() -> str:
+    """XLA_FLAGS without the suite's compile-time setting (tests/conftest.py): what a user's run has."""
+    return " ".join(flag for flag in os.environ.get("XLA_FLAGS", "").split() if flag != TEST_OPT_LEVEL)
+
+
 def run_guarded(configs: list[dict], script: str = CHILD, seconds: float = CONFIG_SECONDS,
-                xla_flags: str | None = None) -> list[float]:
-    """Run ``configs`` one after another in one child process; seconds per configuration.
+                xla_flags: str | None = None) -> list[tuple[float, list[float]]]:
+    """Run ``configs`` one after another in one child process; (seconds, mean error per generation) per
+    configuration.
 
     Fails (naming the configuration) if one takes longer than ``seconds`` or the child dies.
-    ``xla_flags``: the child's XLA_FLAGS (default: inherited)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    if xla_flags is not None:
-        env["XLA_FLAGS"] = xla_flags
+    ``xla_flags``: the child's XLA_FLAGS (default: :func:`user_xla_flags`)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "XLA_FLAGS": user_xla_flags() if xla_flags is None else xla_flags}
     child = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, text=True, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     child.stdin.write("".join(json.dumps(c) + "\n" for c in configs))
@@ -75,7 +85,8 @@ def run_guarded(configs: list[dict], script: str = CHILD, seconds: float = CONFI
             if word == "start":
                 current = rest
             elif word == "done":
-                times.append(float(rest))
+                seconds_taken, _, means = rest.partition(" ")
+                times.append((float(seconds_taken), json.loads(means)))
                 current = "(child exit)" if len(times) == len(configs) else "(between configurations)"
     finally:
         if child.poll() is None:
@@ -106,9 +117,10 @@ def grid(shapes, dtypes) -> list[dict]:
 
 
 def test_every_regime_operator_and_mask_finishes():
-    """CI grid (8 configurations, ~15 s on 2 idle cores, compile-bound): each regime once, the perturb
-    operator (the one that hung) with every mask schedule, resample in float32; one full chunk of 1024
-    trials each, split over two children. The full product is behind LINREG_FULL=1."""
+    """CI grid (8 configurations, ~15 s on 2 idle cores, compile-bound) at the default XLA optimisation
+    level: each regime once, the perturb operator (the one that hung) with every mask schedule, resample in
+    float32; one full chunk of 1024 trials each, split over two children. The full product is behind
+    LINREG_FULL=1."""
     small = dict(T=64, d=8, generations=3, trials=1024, seed=7, edit_fraction=0.5, decay=0.5)
     configs = [dict(small, regime="replace", design="fresh"), dict(small, regime="accumulate"),
                dict(small, regime="accumulate-subsample"),
@@ -117,8 +129,16 @@ def test_every_regime_operator_and_mask_finishes():
     configs += [dict(small, regime="edit", edit_op="perturb", mask="file", masks_shape=[3, 64])]
     halves = [configs[0::2], configs[1::2]]
     with ThreadPoolExecutor(2) as pool:
-        times = list(pool.map(run_guarded, halves))
-    assert sum(len(t) for t in times) == len(configs)
+        guarded = list(pool.map(run_guarded, halves))
+    assert sum(len(t) for t in guarded) == len(configs)
+
+    # The children ran at the default optimisation level, this process at the suite's (tests/conftest.py):
+    # the same numbers up to rounding, and a different seed is not (negative control).
+    for config, (_, child_means) in zip(halves[0][:2], guarded[0][:2]):
+        means = run_trials(SimConfig(**config))[0].mean(axis=0)
+        np.testing.assert_allclose(means, child_means, rtol=1e-12, atol=0, err_msg=str(config))
+        other_seed = run_trials(SimConfig(**dict(config, seed=8)))[0].mean(axis=0)
+        assert not np.allclose(other_seed, child_means, rtol=1e-6)
 
 
 @pytest.mark.skipif(not FULL, reason="full hang grid: set LINREG_FULL=1 (several minutes)")
