@@ -17,14 +17,16 @@ Measures, back to back:
 
 1. ``sweep``, whole process: a fresh ``python`` subprocess timed from outside, imports included, first
    with an empty persistent compilation cache, then rerun into a fresh output directory with the cache
-   the first run filled. Compile and run seconds come from each sweep.json.
+   the first run filled. Compile and run seconds come from each sweep.json; CPU seconds (user + system,
+   every thread) from the finished child's rusage, the measure that holds on a shared, loaded machine.
 2. the peer: ``--peer`` is the unmodified script ``src/fit_linear_regressions/fit_linear_regressions.py``
    of that repository. Its function runs in this process once per run with offline stand-ins for W&B
    (``wandb.init``/``log``/``finish`` do nothing, the run's config is set directly) and for the
    repository's ``src.globals``/``src.data`` (the function reads neither beyond the default config), with
    one BLAS thread. ``--peer-seeds`` seeds per (d, T, setting) at sigma^2 = 1 are timed and extrapolated
-   linearly to 100 seeds x 3 sigma^2 (a run's cost depends on neither the seed nor sigma). Starting a
-   process per run, as W&B's agent does, is not counted: that favours the peer.
+   linearly to 100 seeds x 3 sigma^2 (a run's cost depends on neither the seed nor sigma), wall and CPU
+   seconds (``time.process_time``). Starting a process per run, as W&B's agent does, is not counted:
+   that favours the peer.
 3. batching: one shape (replace, T = 100, d = 10) with its 3 sigma values, after compilation: one
    vmapped call against a loop over the 3 configurations through the same compiled one-configuration
    program.
@@ -40,6 +42,7 @@ import json
 import math
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -77,22 +80,33 @@ for d, grid in json.loads(sys.argv[1]).items():
 """
 
 
+def child_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished children (all their threads)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_sweep(ds, Ts, regimes, work: Path, cache: Path, name: str) -> dict:
-    """Wall seconds of one fresh process sweeping every grid, and compile/run seconds by regime from sweep.json."""
+    """Wall and CPU seconds of one fresh process sweeping every grid, and compile/run seconds by regime and
+    by d from sweep.json."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_COMPILATION_CACHE_DIR=str(cache),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0.2")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), child_cpu_seconds()
     subprocess.run([sys.executable, "-c", SWEEP_PROCESS, json.dumps(grids(ds, Ts, regimes)), str(work / name)],
                    env=env, check=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, child_cpu_seconds() - cpu_start
     by_regime = {r: {"compile_s": 0.0, "run_s": 0.0, "configurations": 0} for r in regimes}
+    by_d = {}
     for meta_path in sorted((work / name).glob("d*/sweep.json")):
-        for batch in json.loads(meta_path.read_text())["timings"]["batches"]:
+        timings = json.loads(meta_path.read_text())["timings"]
+        by_d[meta_path.parent.name[1:]] = {"sweep_call_s": timings["wall_seconds"],
+                                           "compile_s": timings["compile_seconds"], "run_s": timings["run_seconds"]}
+        for batch in timings["batches"]:
             entry = by_regime[batch["program"][0]]
             entry["compile_s"] += batch["compile_seconds"]
             entry["run_s"] += batch["run_seconds"]
             entry["configurations"] += batch["configurations"]
-    return {"wall_s": wall, "by_regime": by_regime}
+    return {"wall_s": wall, "cpu_s": cpu, "by_regime": by_regime, "by_d": by_d}
 
 
 def load_peer(path: str):
@@ -127,25 +141,30 @@ def load_peer(path: str):
 
 
 def time_peer(path: str, ds, Ts, regimes, seeds: int) -> dict:
-    """Extrapolated seconds of the peer's whole grid (supported cells), by setting and by cell."""
+    """Extrapolated wall and CPU seconds of the peer's whole grid (supported cells), by setting and by cell."""
     run = load_peer(path)
-    cells, by_setting = [], {r: 0.0 for r in regimes}
+    cells, by_setting, cpu_by_setting = [], {r: 0.0 for r in regimes}, {r: 0.0 for r in regimes}
     for d in ds:
         for T in Ts:
             if not supported(d, T):
                 continue
             for regime in regimes:
                 setting = SETTINGS[regime]
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 for seed in range(seeds):
                     run(dict(data_dim=d, num_samples_per_iteration=T, num_iterations=ITERATIONS, seed=seed,
                              setting=setting, sigma_squared=1.0))
                 per_run = (time.perf_counter() - start) / seeds
-                total = per_run * SEEDS * len(SIGMA_SQUARED)
-                cells.append({"d": d, "T": T, "setting": setting, "s_per_run": per_run, "extrapolated_s": total})
+                cpu_per_run = (time.process_time() - cpu_start) / seeds
+                total, cpu_total = (x * SEEDS * len(SIGMA_SQUARED) for x in (per_run, cpu_per_run))
+                cells.append({"d": d, "T": T, "setting": setting, "s_per_run": per_run, "extrapolated_s": total,
+                              "cpu_s_per_run": cpu_per_run, "extrapolated_cpu_s": cpu_total})
                 by_setting[regime] += total
-                print(f"peer d={d} T={T} {setting}: {per_run:.3f} s/run", file=sys.stderr, flush=True)
-    return {"total_s": sum(by_setting.values()), "by_setting": by_setting, "cells": cells, "seeds_timed": seeds}
+                cpu_by_setting[regime] += cpu_total
+                print(f"peer d={d} T={T} {setting}: {per_run:.3f} s/run, {cpu_per_run:.3f} CPU s/run",
+                      file=sys.stderr, flush=True)
+    return {"total_s": sum(by_setting.values()), "by_setting": by_setting, "total_cpu_s": sum(cpu_by_setting.values()),
+            "cpu_by_setting": cpu_by_setting, "cells": cells, "seeds_timed": seeds}
 
 
 def batching() -> dict:
@@ -213,6 +232,7 @@ def main() -> None:
     if "sweep_cold_cache" in out and "peer" in out:
         for key in ("sweep_cold_cache", "sweep_warm_cache"):
             out[f"peer_over_{key}"] = out["peer"]["total_s"] / out[key]["wall_s"]
+            out[f"peer_over_{key}_cpu"] = out["peer"]["total_cpu_s"] / out[key]["cpu_s"]
     save()
     print(json.dumps(out, indent=2))
 

@@ -44,6 +44,11 @@ class Grid:
         (``masks-file`` NaN when none, as pandas writes a missing value)."""
         return [self._point(dict(zip(self.values, values))) for values in itertools.product(*self.values.values())]
 
+    def swept(self, params: Mapping[str, Any]) -> str:
+        """``T=8, sigma=0.5``: the values ``params`` has at the keys this grid sweeps (those with more than
+        one value); empty when it sweeps none."""
+        return ", ".join(f"{k}={params[k]!r}" for k, v in self.values.items() if len(v) > 1)
+
     def _point(self, chosen: dict) -> tuple[dict, SimConfig]:
         fields = grid_keys()
         masks_file = chosen.get(MASKS_FILE, "")
@@ -51,7 +56,7 @@ class Grid:
             masks = load_masks(str(self.base_dir / masks_file)) if masks_file else None
             cfg = SimConfig(masks=masks, **{fields[k].name: v for k, v in chosen.items() if k != MASKS_FILE})
         except InputError as err:
-            swept = ", ".join(f"{k}={v!r}" for k, v in chosen.items() if len(self.values[k]) > 1)
+            swept = self.swept(chosen)
             raise InputError(f"{self.source}: " + (f"configuration {{{swept}}}: " if swept else "") + str(err)) from None
         return {**{k: getattr(cfg, f.name) for k, f in fields.items()}, MASKS_FILE: masks_file or math.nan}, cfg
 

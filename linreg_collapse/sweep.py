@@ -16,6 +16,14 @@ Output directory (written only by process 0 under ``jax.distributed``, so it mus
 * ``sweep.json``: the grid, versions, devices and timings (compile apart from run, per batch);
 * ``runs/<digest>.json``: each finished configuration's summary. A rerun skips these configurations
   and resumes an interrupted batch from ``partial/``.
+
+Configurations that cannot run are skipped, each reported in one line on stderr, and every other one
+still runs and is written: one whose single trial does not fit in the memory available
+(:func:`~linreg_collapse.memory.check_fits`, checked per shape before anything is compiled; cause
+``"memory"``), and those of a batch in which JAX failed (out of memory, a device lost; cause
+``"resource"``, the batch's finished chunks kept in ``partial/``). ``sweep.json`` lists them under
+``"skipped"``, the returned table under ``table.attrs["skipped"]`` (:data:`SKIPPED`), and the CLI exits
+with code 3. They are not in ``runs/``, so a rerun (with more memory) runs only them.
 """
 
 from __future__ import annotations
@@ -36,13 +44,15 @@ import pandas as pd
 from . import __version__
 from .config import SimConfig
 from .devices import describe, trial_mesh
-from .errors import require
+from .errors import InputError, ResourceError, require
 from .grid import MASKS_FILE, Grid, grid_keys, parse_grid
 from .io import atomic_path, check_writable, write_json
+from .memory import check_fits
 from .progress import Progress, inner
 from .simulate import BatchResult, SimResult, batch_key, config_digest, max_batch, run_batch, summarise
 
 STATISTICS = ("generation", "mean", "stderr", "ci_low", "ci_high", "median", "edit_fraction", "base")
+SKIPPED = "skipped"  # key of the skipped configurations in sweep.json and in the returned table's attrs
 
 
 def batches(cfgs: Sequence[SimConfig], devices: int = 1) -> list[list[int]]:
@@ -63,9 +73,11 @@ def batches(cfgs: Sequence[SimConfig], devices: int = 1) -> list[list[int]]:
 
 
 def run_many(cfgs: Sequence[SimConfig], progress: bool = False,
-             partial_dir: Optional[Path] = None) -> Iterator[tuple[list[int], BatchResult]]:
+             partial_dir: Optional[Path] = None) -> Iterator[tuple[list[int], BatchResult | ResourceError]]:
     """Run ``cfgs`` batch by batch (:func:`batches`); yield (indices into ``cfgs``, their BatchResult) as each
-    batch finishes. ``partial_dir``: where a batch checkpoints its finished chunks (deleted when it ends)."""
+    batch finishes, or (indices, the ResourceError) for a batch JAX failed to run; the next batches still
+    run. ``partial_dir``: where a batch checkpoints its finished chunks (deleted when it ends, kept when it
+    fails)."""
     plan = batches(cfgs, trial_mesh().size)
     bar = Progress(len(cfgs), "sweep", "config", enabled=progress)
     for indices in plan:
@@ -74,12 +86,18 @@ def run_many(cfgs: Sequence[SimConfig], progress: bool = False,
         if partial_dir is not None:
             digest = hashlib.sha256("".join(config_digest(c) for c in members).encode()).hexdigest()
             checkpoint = partial_dir / f"{digest[:24]}.npz"
-        result = run_batch(members, progress=inner(progress), checkpoint=checkpoint,
-                           desc=f"{len(set(indices))} configs")
+        shape = f"{members[0].regime} T={members[0].T} d={members[0].d}"
+        try:
+            result = run_batch(members, progress=inner(progress), checkpoint=checkpoint,
+                               desc=f"{len(set(indices))} configs")
+        except ResourceError as err:
+            yield indices, err
+            bar.update(len(set(indices)), note=f"{shape} failed")
+            continue
         yield indices, result
         if checkpoint is not None:
             checkpoint.unlink(missing_ok=True)
-        bar.update(len(set(indices)), note=f"{members[0].regime} T={members[0].T} d={members[0].d}")
+        bar.update(len(set(indices)), note=shape)
     bar.close()
     if partial_dir is not None and partial_dir.is_dir() and not any(partial_dir.iterdir()):
         partial_dir.rmdir()
@@ -89,6 +107,8 @@ def simulate_many(cfgs: Sequence[SimConfig], progress: bool = False) -> list[Sim
     """``[simulate(cfg) for cfg in cfgs]`` with one compiled program per shape (the same numbers)."""
     results: list[Optional[SimResult]] = [None] * len(cfgs)
     for indices, batch in run_many(cfgs, progress):
+        if isinstance(batch, ResourceError):
+            raise batch
         for row, i in enumerate(indices):
             results[i] = summarise(cfgs[i], batch.errors[row], batch.edit_fractions[row])
     return results
@@ -98,7 +118,11 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike | 
           progress: bool = False) -> pd.DataFrame:
     """Run every configuration of ``grid`` (a mapping or a TOML file) and return the tidy table of
     ``results.csv``. With ``out``, write the outputs described in the module docstring there and skip
-    configurations already finished in it."""
+    configurations already finished in it.
+
+    Configurations that could not run (module docstring) are not in the table; ``table.attrs["skipped"]``
+    lists them, each ``{"parameters": {grid key: value}, "cause": "memory" | "resource", "message": ...}``,
+    empty when every configuration ran."""
     started = time.perf_counter()
     parsed = parse_grid(grid)
     points = parsed.points()
@@ -110,10 +134,31 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike | 
     if summaries:
         print(f"sweep: {len(summaries)} of {len(points)} configurations already finished in {out_dir}, skipping them",
               file=sys.stderr)
-    todo = [i for i in range(len(points)) if i not in summaries]
+    skipped: list[dict] = []
+
+    def skip(i: int, cause: str, message: str) -> None:
+        swept = parsed.swept(points[i][0])
+        print(f"sweep: skipped configuration {{{swept}}}: {message}" if swept else f"sweep: skipped: {message}",
+              file=sys.stderr)
+        skipped.append({"parameters": {k: points[i][0][k] for k in parsed.values}, "cause": cause, "message": message})
+
+    finished_before, todo, memory_problems = len(summaries), [], {}
+    for i, (_, cfg) in enumerate(points):
+        if i in summaries:
+            continue
+        if batch_key(cfg) not in memory_problems:  # one check per shape: memory depends on nothing else
+            memory_problems[batch_key(cfg)] = _memory_problem(cfg)
+        if memory_problems[batch_key(cfg)] is None:
+            todo.append(i)
+        else:
+            skip(i, "memory", memory_problems[batch_key(cfg)])
     cfgs = [points[i][1] for i in todo]
     timings = []
     for indices, batch in run_many(cfgs, progress, None if out_dir is None else out_dir / "partial"):
+        if isinstance(batch, ResourceError):
+            for i in dict.fromkeys(indices):  # a batch's padding repeats its last configuration
+                skip(todo[i], "resource", str(batch))
+            continue
         for row, i in enumerate(indices):
             if todo[i] in summaries:  # a batch's padding repeats its last configuration
                 continue
@@ -122,12 +167,22 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike | 
         timings.append({"program": [str(v) for v in batch_key(cfgs[indices[0]])], "configurations": len(set(indices)),
                         "compile_seconds": batch.compile_seconds, "run_seconds": batch.run_seconds})
     table = _table(points, summaries)
+    table.attrs[SKIPPED] = skipped
     if out_dir is not None and jax.process_index() == 0:
         with atomic_path(out_dir / "results.csv") as tmp:
             table.to_csv(tmp, index=False)
-        write_json(out_dir / "sweep.json", _metadata(parsed, len(points), len(points) - len(todo), timings,
+        write_json(out_dir / "sweep.json", _metadata(parsed, len(points), finished_before, skipped, timings,
                                                      time.perf_counter() - started))
     return table
+
+
+def _memory_problem(cfg: SimConfig) -> Optional[str]:
+    """Why one trial of ``cfg`` cannot fit in the memory available (:func:`.memory.check_fits`), or None."""
+    try:
+        check_fits(cfg)
+    except InputError as err:
+        return str(err)
+    return None
 
 
 def _summary(cfg: SimConfig, errors: np.ndarray, fractions: np.ndarray) -> dict:
@@ -160,8 +215,11 @@ def _store(out_dir: Optional[Path], cfg: SimConfig, summary: dict) -> None:
 
 
 def _table(points: list[tuple[dict, SimConfig]], summaries: dict[int, dict]) -> pd.DataFrame:
+    """Rows of the configurations in ``summaries``, in grid order."""
     columns: dict[str, list] = {key: [] for key in [*points[0][0], *STATISTICS]}
     for i, (params, cfg) in enumerate(points):
+        if i not in summaries:
+            continue
         summary, rows, recorded = summaries[i], cfg.generations + 1, cfg.to_dict()
         for key, value in params.items():  # the value that ran (e.g. the default sampler resolved); unset: NaN
             value = recorded.get(key.replace("-", "_"), value)
@@ -172,10 +230,12 @@ def _table(points: list[tuple[dict, SimConfig]], summaries: dict[int, dict]) -> 
     return pd.DataFrame(columns)
 
 
-def _metadata(grid: Grid, n_configs: int, n_skipped: int, timings: list[dict], wall: float) -> dict:
+def _metadata(grid: Grid, n_configs: int, finished_before: int, skipped: list[dict], timings: list[dict],
+              wall: float) -> dict:
     return {
         "grid": grid.values, "source": grid.source, "configurations": n_configs,
-        "finished_before": n_skipped, "columns": [*grid_keys(), MASKS_FILE, *STATISTICS],
+        "finished_before": finished_before, "finished": n_configs - len(skipped), SKIPPED: skipped,
+        "columns": [*grid_keys(), MASKS_FILE, *STATISTICS],
         "devices": describe(trial_mesh()),
         "versions": {"linreg_collapse": __version__, "jax": jax.__version__, "numpy": np.__version__,
                      "pandas": pd.__version__, "python": platform.python_version()},

@@ -1,5 +1,6 @@
 """`linreg-collapse sweep`: rows equal `simulate` runs, 4 devices equal 1, resume skips finished
-configurations, bad grids are one line with exit 2 before any work."""
+configurations, bad grids are one line with exit 2 before any work, configurations too large for memory
+(or whose run JAX fails) are skipped and reported while the others are written."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import pandas as pd
 import pytest
 
 import linreg_collapse
-from linreg_collapse import SimConfig, simulate
+from linreg_collapse import SimConfig, memory, simulate
 from linreg_collapse.cli import main
+from linreg_collapse.commands.sweep import EXIT_SKIPPED
+from linreg_collapse.errors import ResourceError
 from linreg_collapse.grid import parse_grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +114,62 @@ def test_four_devices_equal_one(swept, grid_file, tmp_path):
     shifted = one.assign(mean=one["mean"] * (1 + 1e-9))  # negative control: a 1e-9 change is caught
     with pytest.raises(AssertionError):
         pd.testing.assert_frame_equal(four, shifted, check_exact=False, rtol=RTOL, atol=0)
+
+
+def test_configurations_too_large_are_skipped_and_a_rerun_runs_only_them(swept, tmp_path, monkeypatch, capsys):
+    """GRID at T = 14 (the fixture's configurations) and at a large T. With LINREG_MEMORY_BYTES at twice
+    what the small configurations' batch needs (so their batch, chunk and compiled program stay the
+    fixture's), one trial at the large T does not fit: those 4 are skipped, the other 4 written."""
+    _, table = swept
+    sweep_module = sys.modules["linreg_collapse.sweep"]
+    big_T = 16_000
+    grid = tmp_path / "grid.toml"
+    grid.write_text(GRID.replace("T = 14", f"T = [14, {big_T}]"))
+    small, big = (SimConfig(regime="edit", edit_op="resample", mask="disjoint", T=T, d=3, generations=3, trials=30)
+                  for T in (14, big_T))
+    available = 2 * memory.chunk_bytes(small, 4 * 30)
+    assert memory.chunk_bytes(big, 1) > available
+    out = tmp_path / "out"
+
+    monkeypatch.setenv(memory.ENV_OVERRIDE, str(available))
+    assert main(["sweep", str(grid), "--out", str(out), "--no-progress"]) == EXIT_SKIPPED
+    lines = capsys.readouterr().err.splitlines()
+    needed = f"one trial needs about {memory.format_bytes(memory.chunk_bytes(big, 1))}"
+    reports = [line for line in lines if line.startswith("sweep: skipped configuration {")]
+    assert len(reports) == 4 and all(f"T={big_T}}}: {needed}" in line and "lower --T or --d" in line
+                                     and f"{memory.format_bytes(available)} is available" in line for line in reports)
+    assert "4 of 8 configurations skipped" in lines[-1] and not any("Traceback" in line for line in lines)
+    written = pd.read_csv(out / "results.csv")
+    pd.testing.assert_frame_equal(written, table, check_dtype=False, rtol=RTOL)  # the fitting ones, as run alone
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["finished"] == 4 and [(s["cause"], s["parameters"]["T"]) for s in meta["skipped"]] == [
+        ("memory", big_T)] * 4
+
+    # JAX failing in the large configurations' run: reported in attrs, the finished ones kept
+    monkeypatch.delenv(memory.ENV_OVERRIDE)
+    real_run_batch = sweep_module.run_batch
+
+    def fail(cfgs, **kwargs):
+        raise ResourceError("JAX failed in chunk 1/1 (30 trials): RESOURCE_EXHAUSTED")
+
+    monkeypatch.setattr(sweep_module, "run_batch", fail)
+    failed = linreg_collapse.sweep(grid, out=out)
+    assert [(s["cause"], s["parameters"]["T"]) for s in failed.attrs["skipped"]] == [("resource", big_T)] * 4
+    pd.testing.assert_frame_equal(failed, table, check_dtype=False, rtol=RTOL)
+
+    # memory raised: only the skipped configurations run, nothing is skipped (negative control)
+    ran = []
+
+    def recording(cfgs, **kwargs):
+        ran.extend(c.T for c in cfgs)
+        return real_run_batch(cfgs, **kwargs)
+
+    monkeypatch.setattr(sweep_module, "run_batch", recording)
+    full = linreg_collapse.sweep(grid, out=out)
+    assert set(ran) == {big_T} and full.attrs["skipped"] == [] and len(full) == 8 * 4
+    pd.testing.assert_frame_equal(full[full["T"] == 14].reset_index(drop=True), table, check_dtype=False, rtol=RTOL)
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["skipped"] == [] and meta["finished"] == 8 and meta["finished_before"] == 4
 
 
 BAD = {
