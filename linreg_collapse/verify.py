@@ -10,7 +10,7 @@ BASE = sigma^2 d/(T-d-1). Samples (per trial, [trials, G+1]) come from
   ``labels`` sampler, a different code path: it draws the design and every label and refits);
 
 and do not depend on the theory: they are computed once, then every check and every mutant is judged on them.
-Compiling dominates the cost (running a configuration takes well under a second), so configurations share
+Compiling dominates the cost (running a configuration takes a second or less), so configurations share
 compiled programs wherever the shapes allow: the exact estimator runs replace and accumulate, fixed and fresh
 design, as one program, and resample, perturb and file masks of one shape as another.
 Means use generation 0's error as a control variate (its mean is 1 BASE by Lemma 1, which the uncontrolled
