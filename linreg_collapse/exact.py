@@ -63,11 +63,11 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
                 masks = (jnp.broadcast_to(params.masks, (chunk, *params.masks.shape)) if cfg.mask == "file"
                          else _mask_sampler(cfg.mask, cfg.T, cfg.generations)(keys, params))
                 run = _edit_program(cfg.T, cfg.d, cfg.generations)
-                errors = run(keys, masks, params, cfg.edit_op == "resample")
+                # file masks are passed as masks: params keeps the empty mask table, so one program serves all
+                errors = run(keys, masks, params._replace(masks=params.masks[:0]), cfg.edit_op == "resample")
             else:
-                run = _retrain_program(cfg.T, cfg.d, cfg.generations, cfg.regime == "accumulate",
-                                       cfg.design == "fresh")
-                errors = run(keys, params)
+                run = _retrain_program(cfg.T, cfg.d, cfg.generations)
+                errors = run(keys, params, cfg.regime == "accumulate", cfg.design == "fresh")
             out.append(np.asarray(errors, np.float64))
     return np.concatenate(out)[: cfg.trials]
 
@@ -140,13 +140,14 @@ def _edit_program(T: int, d: int, generations: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _retrain_program(T: int, d: int, generations: int, accumulate: bool, fresh: bool):
-    """Jitted ``(keys, params) -> errors [B, G+1]`` via mu_n = F_n mu_{n-1} + (F_n - I) w* and
-    V_n = F_n V_{n-1} F_n^T + sigma^2 J_n J_n^T."""
+def _retrain_program(T: int, d: int, generations: int):
+    """Jitted ``(keys, params, accumulate, fresh) -> errors [B, G+1]`` via mu_n = F_n mu_{n-1} + (F_n - I) w*
+    and V_n = F_n V_{n-1} F_n^T + sigma^2 J_n J_n^T; ``accumulate`` and ``fresh`` are traced flags (one
+    compiled program for replace and accumulate, fixed and fresh design; only the chosen branch runs)."""
     est = estimator(T, d)
     eye = np.eye(d)
 
-    def one(key, params: Params):
+    def one(key, params: Params, accumulate, fresh):
         eig, var = params.sqrt_eig**2, params.sigma**2
         X0 = _design(key, 0, params, T)
         A0 = est.linear_map(X0, params.ridge * T)
@@ -158,18 +159,24 @@ def _retrain_program(T: int, d: int, generations: int, accumulate: bool, fresh: 
         def error(mean, V):
             return jnp.sum(eig * mean**2) + jnp.sum(eig * jnp.diag(V))
 
+        def pooled_fresh(X, g, gram):
+            gram = gram + X.T @ X
+            solved = jnp.linalg.solve(gram + params.ridge * (g + 1) * T * eye, jnp.concatenate([X.T, eye], 1))
+            return eye - params.ridge * T * solved[:, T:], solved[:, :T], gram
+
+        def pooled_fixed(X, g, gram):
+            return eye - (eye - S0) / (g + 1), A0 / (g + 1), gram
+
+        def refit(X, g, gram):
+            A = jax.lax.cond(fresh, lambda: est.linear_map(X, params.ridge * T), lambda: A0)
+            return A @ X, A, gram
+
+        branch = jnp.where(accumulate, jnp.where(fresh, 0, 1), 2)
+
         def body(carry, g):
             mean, V, gram = carry
-            X = _design(key, g, params, T) if fresh else X0
-            if accumulate and fresh:
-                gram = gram + X.T @ X
-                solved = jnp.linalg.solve(gram + params.ridge * (g + 1) * T * eye, jnp.concatenate([X.T, eye], 1))
-                F, J = eye - params.ridge * T * solved[:, T:], solved[:, :T]
-            elif accumulate:
-                F, J = eye - (eye - S0) / (g + 1), A0 / (g + 1)
-            else:
-                A = est.linear_map(X, params.ridge * T) if fresh else A0
-                F, J = A @ X, A
+            X = jax.lax.cond(fresh, lambda: _design(key, g, params, T), lambda: X0)
+            F, J, gram = jax.lax.switch(branch, (pooled_fresh, pooled_fixed, refit), X, g, gram)
             mean, V = advance(mean, V, F, J)
             return (mean, V, gram), error(mean, V)
 
@@ -177,4 +184,4 @@ def _retrain_program(T: int, d: int, generations: int, accumulate: bool, fresh: 
         _, errors = jax.lax.scan(body, (mean0, V0, X0.T @ X0), jnp.arange(1, generations + 1))
         return jnp.concatenate([error(mean0, V0)[None], errors])
 
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None)))

@@ -207,14 +207,15 @@ class BatchResult(NamedTuple):
     run_seconds: float  # running it, every chunk
 
 
-# (batch_key, batch size, chunk, mesh) -> compiled batch_runner: each shape compiles once per process.
+# (static settings, dtype, batch size, chunk, mesh) -> compiled batch_runner: each shape compiles once per
+# process, whatever the trial count it serves.
 _EXECUTABLES: dict = {}
 
 
 def compiled_batch(cfg: SimConfig, batch: int, chunk: int, mesh, keys: jax.Array, params: Params):
     """(``cfg``'s batch_runner compiled for ``batch`` configurations x ``chunk`` trials on ``mesh``, the
     seconds compiling took now: 0 if this process compiled it before)."""
-    cache_key = (batch_key(cfg), batch, chunk, mesh)
+    cache_key = (_static(cfg), cfg.dtype, batch, chunk, mesh)
     if cache_key in _EXECUTABLES:
         return _EXECUTABLES[cache_key], 0.0
     start = time.perf_counter()

@@ -6,10 +6,13 @@ BASE = sigma^2 d/(T-d-1). Samples (per trial, [trials, G+1]) come from
 
 * ``exact``: the exact conditional estimator E[E_test | designs, masks] (:mod:`.exact`, the theory's residual
   recursion, Monte Carlo over designs only);
-* ``simulator``: the plain simulator's per-trial errors (:func:`~linreg_collapse.simulate.run_trials`, a
-  different code path: it draws the noise and refits);
+* ``simulator``: the plain simulator's per-trial errors (:func:`~linreg_collapse.simulate.run_trials` with the
+  ``labels`` sampler, a different code path: it draws the design and every label and refits);
 
 and do not depend on the theory: they are computed once, then every check and every mutant is judged on them.
+Compiling dominates the cost (running a configuration takes a second or less), so configurations share
+compiled programs wherever the shapes allow: the exact estimator runs replace and accumulate, fixed and fresh
+design, as one program, and resample, perturb and file masks of one shape as another.
 Means use generation 0's error as a control variate (its mean is 1 BASE by Lemma 1, which the uncontrolled
 ``ols`` checks test on their own): the regression-adjusted values x_g - beta (x_0 - 1) keep the mean and shed
 the variance shared with generation 0. Relations, each at the Student-t (means) or order-statistic
@@ -29,9 +32,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional, Union
 
-import jax
 import numpy as np
 from scipy import optimize, stats
 
@@ -40,7 +43,7 @@ from .config import SimConfig
 from .exact import conditional_errors
 from .mutants import Mutant, applied
 from .progress import track
-from .simulate import compiled_runner, make_params, mean_interval, run_trials, trial_keys
+from .simulate import mean_interval, run_trials
 from .theory import editing
 
 LEVEL = 0.999
@@ -176,8 +179,8 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
         simulator for fewer generations than the exact estimator)."""
         checks.append(Check(name, result, cfg, "exact", generation, relation, value, tolerance))
         if not reduced:
-            sim = dataclasses.replace(cfg, trials=sim_trials, generations=sim_generations or cfg.generations)
-            checks.append(Check(name, result, sim, "simulator", generation, relation, value, tolerance))
+            checks.append(Check(name, result, simulated(cfg, sim_trials, sim_generations or cfg.generations),
+                                "simulator", generation, relation, value, tolerance))
 
     def sim_only(name, result, cfg, generation, relation, value, tolerance=0.0, statistic="mean"):
         cfg = dataclasses.replace(cfg, trials=cfg.trials // scale)
@@ -209,9 +212,10 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
     both("accumulate fresh <= its supremum", "accumulate-fresh-sup", acc_fresh, G, "upper",
          lambda: _rel("accumulate-fresh-sup", acc_fresh))
 
-    # The law of the error: quantiles of the simulator's per-trial errors at generation 2 (fixed design).
+    # The law of the error: quantiles of the simulator's per-trial errors at generation 2 (fixed design; the
+    # same runs as the mean checks above).
     for regime in ("accumulate",) if reduced else ("replace", "accumulate"):
-        law = SimConfig(regime=regime, T=20, d=4, generations=G, trials=SIM_TRIALS, seed=seed)
+        law = simulated(rep if regime == "replace" else acc, SIM_TRIALS, G)
         for lv in (0.1, 0.5, 0.9):
             sim_only(f"{regime} error quantile {lv:g}", f"{regime}-quantile", law, 2, "equal",
                      lambda lv=lv, law=law, regime=regime: _rel(f"{regime}-quantile", law, n=2, level=lv),
@@ -233,10 +237,8 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
     both("edit perturb random", "edit-perturb-random", per, G, "equal",
          lambda: _rel("edit-perturb-random", per, n=G, p=0.5))
     both("edit perturb recurrence (random masks)", "edit-perturb", per, G, "equal", lambda: _curve(per))
-    if not reduced:  # the file masks change the exact program's input shapes: a second compile
-        soft = cfg(edit_op="perturb", mask="file", masks=np.random.default_rng(seed).uniform(0, 1, (G, 16)),
-                   **small)
-        both("edit perturb file (soft, overlapping masks)", "edit-perturb", soft, G, "equal", lambda: _curve(soft))
+    soft = cfg(edit_op="perturb", mask="file", masks=np.random.default_rng(seed).uniform(0, 1, (G, 16)), **small)
+    both("edit perturb file (soft, overlapping masks)", "edit-perturb", soft, G, "equal", lambda: _curve(soft))
     first = cfg(edit_op="resample", **small)
     both("edit resample, generation 1", "edit-resample-first", first, 1, "equal",
          lambda: _rel("edit-resample-first", first, k=8))
@@ -271,6 +273,13 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
     return checks
 
 
+def simulated(cfg: SimConfig, trials: int, generations: int) -> SimConfig:
+    """``cfg`` as the simulator runs it in the grid: ``trials`` trials, ``generations`` generations, the
+    ``labels`` sampler (X and every label drawn: the plain path, and for fresh designs it compiles in half the
+    time of the Bartlett ``stats`` sampler)."""
+    return dataclasses.replace(cfg, trials=trials, generations=generations, sampler="labels")
+
+
 def sample_key(cfg: SimConfig, estimator: str) -> tuple:
     """Identity of a configuration's samples (SimConfig equality ignores user masks, so they are added)."""
     return cfg, estimator, None if cfg.masks is None else np.asarray(cfg.masks, np.float64).tobytes()
@@ -300,9 +309,13 @@ def judge_all(checks: list[Check], samples: dict[tuple, np.ndarray]) -> list[Out
 
 
 def run_checks(checks: list[Check], progress: bool = False) -> tuple[list[Outcome], dict[tuple, np.ndarray], float]:
-    """Sample and judge every check; returns the outcomes, the samples and the wall time in seconds."""
+    """Sample and judge every check; returns the outcomes, the samples and the wall time in seconds. The theory's
+    derivations (sympy, pure Python) run in a second thread while XLA compiles the samplers (outside the GIL)."""
     start = time.perf_counter()
-    samples = relative_samples(checks, progress=progress)
+    with ThreadPoolExecutor(1) as pool:
+        derived = pool.submit(theory.results)
+        samples = relative_samples(checks, progress=progress)
+        derived.result()
     outcomes = judge_all(checks, samples)
     return outcomes, samples, time.perf_counter() - start
 
@@ -320,29 +333,25 @@ def run_mutants(checks: list[Check], samples: dict[tuple, np.ndarray],
 
 def invariance_checks(seed: int = 0) -> list[tuple[str, float]]:
     """(name, max relative per-trial difference) for the whitening invariances, on the same keys: the error
-    does not depend on Sigma (exact estimator and simulator), scales as sigma^2, and does not depend on w*
-    (simulator with w* replaced). Each difference should be float64 rounding."""
-    base = SimConfig(regime="edit", edit_op="resample", edit_fraction=0.5, T=16, d=2, generations=8, trials=1024,
-                     seed=seed)  # the grid's small edit shape: its compiled programs are reused
-    powerlaw, loud = dataclasses.replace(base, cov="powerlaw"), dataclasses.replace(base, sigma=2.0)
+    does not depend on Sigma (exact estimator, resample editing; simulator, accumulate), scales as sigma^2,
+    and does not depend on w* (simulator, flat against power-law w*). Each difference should be float64
+    rounding. The shapes are the grid's, so its compiled programs are reused."""
+    edit = SimConfig(regime="edit", edit_op="resample", edit_fraction=0.5, T=16, d=2, generations=8, trials=1024,
+                     seed=seed)
+    acc = SimConfig(regime="accumulate", T=20, d=4, generations=8, trials=1024, seed=seed, sampler="labels")
     rel = lambda a, b: float(np.max(np.abs(a - b) / np.abs(b)))  # noqa: E731
-    exact = conditional_errors(base)
-    simulated = run_trials(base)[0]
+    exact, simulated_errors = conditional_errors(edit), run_trials(acc)[0]
+    powerlaw = lambda cfg: dataclasses.replace(cfg, cov="powerlaw")  # noqa: E731
     return [
-        ("exact: per-design error equal for identity and power-law Sigma", rel(conditional_errors(powerlaw), exact)),
-        ("exact: per-design error scales as sigma^2", rel(conditional_errors(loud) / 4, exact)),
-        ("simulator: per-trial error equal for identity and power-law Sigma", rel(run_trials(powerlaw)[0], simulated)),
-        ("simulator: per-trial error independent of w*", rel(_errors_with_w_star(base, 3.0), simulated)),
+        ("exact: per-design error equal for identity and power-law Sigma",
+         rel(conditional_errors(powerlaw(edit)), exact)),
+        ("exact: per-design error scales as sigma^2",
+         rel(conditional_errors(dataclasses.replace(edit, sigma=2.0)) / 4, exact)),
+        ("simulator: per-trial error equal for identity and power-law Sigma",
+         rel(run_trials(powerlaw(acc))[0], simulated_errors)),
+        ("simulator: per-trial error independent of w*",
+         rel(run_trials(dataclasses.replace(acc, wstar="powerlaw", wstar_exponent=2.0))[0], simulated_errors)),
     ]
-
-
-def _errors_with_w_star(cfg: SimConfig, factor: float) -> np.ndarray:
-    """The simulator's per-trial errors of ``cfg`` with w* replaced by factor w* + 1 (same keys)."""
-    with jax.enable_x64(True):
-        params = make_params(cfg)
-        params = params._replace(w_star=params.w_star * factor + 1.0)
-        run = compiled_runner(cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask)
-        return np.asarray(run(trial_keys(cfg.seed, 0, cfg.trials), params)[0], np.float64)
 
 
 def format_table(outcomes: list[Outcome]) -> str:

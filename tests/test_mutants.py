@@ -15,19 +15,19 @@ from linreg_collapse.theory.core import BASE, n
 
 @pytest.fixture(scope="module")
 def reduced():
-    """The CI grid's checks and samples (computed once; every mutant is judged on them)."""
+    """The CI grid's checks, outcomes and samples (computed once; every mutant is judged on the samples)."""
     checks = verify.default_checks(seed=0, reduced=True)
-    return checks, verify.relative_samples(checks)
+    outcomes, samples, _ = verify.run_checks(checks)
+    return checks, outcomes, samples
 
 
 def test_reduced_grid_passes(reduced):
-    checks, samples = reduced
-    outcomes = verify.judge_all(checks, samples)
+    _, outcomes, _ = reduced
     assert all(o.passed for o in outcomes), verify.format_table(outcomes)
 
 
 def test_every_registered_mutant_is_killed(reduced):
-    checks, samples = reduced
+    checks, _, samples = reduced
     mutants = registry()
     assert len(mutants) >= 12 and len({m.name for m in mutants}) == len(mutants)
     survivors = [m.name for m, killers in verify.run_mutants(checks, samples, mutants) if not killers]
@@ -36,7 +36,7 @@ def test_every_registered_mutant_is_killed(reduced):
 
 def test_equivalent_rewrite_survives(reduced):
     """Negative control: (n+1) BASE written as n BASE + BASE is the same result and must not be killed."""
-    checks, samples = reduced
+    checks, _, samples = reduced
     same = Mutant("replace-rewritten", "none", (("replace", lambda _: n * BASE + BASE),))
     [(_, killers)] = verify.run_mutants(checks, samples, (same,))
     assert killers == []

@@ -67,7 +67,9 @@ def test_invariances_hold_to_rounding():
 
 
 def small_checks(theory: float):
-    cfg = SimConfig(regime="replace", T=12, d=3, generations=2, trials=300, seed=1)
+    """One exact-estimator check of replace at generation 2, in the CI grid's retrain shape and trials (its
+    compiled program is reused)."""
+    cfg = SimConfig(regime="replace", T=20, d=4, generations=8, trials=256, seed=1)
     return lambda seed, reduced: [verify.Check("replace", "replace", cfg, "exact", 2, "equal",
                                                lambda: theory * verify._rel("replace", cfg, n=2) / 3)]
 
