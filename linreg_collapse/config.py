@@ -127,6 +127,12 @@ def base_error(T: int, d: int, sigma: float) -> float:
     return sigma**2 * d / (T - d - 1)
 
 
+def minnorm_base_error(T: int, d: int, sigma: float) -> float:
+    """E||w_minnorm - w*||^2 = (1 - T/d) + sigma^2 T / (d - T - 1) for an isotropic design, T < d - 1 and
+    ||w*|| = 1 (the bias keeps the part of w* outside the row space; theory.minnorm derives it: "minnorm")."""
+    return (1 - T / d) + sigma**2 * T / (d - T - 1)
+
+
 # Which settings each field needs in order to have any effect: field -> {setting field: values it may take}.
 # A field given explicitly while one of its settings takes another value is refused (see inapplicable).
 # To add a field that matters only in some runs, add one row here, e.g. ``"ridge": {"estimator": ("ridge",)}``;

@@ -40,17 +40,19 @@ def inner(enabled: bool) -> bool:
 class Progress:
     """``total`` steps named ``desc``: a tqdm bar on a terminal, plain lines otherwise (module docstring).
 
-    ``initial``: steps already done (a resumed run). Use as a context manager, or call :meth:`close`.
+    ``initial``: steps already done (a resumed run). ``total=None`` (a stream of unknown length): a counting
+    bar, and in a log one line at most every :data:`LOG_HEARTBEAT_SECONDS`. Use as a context manager, or
+    call :meth:`close`.
     """
 
-    def __init__(self, total: int, desc: str, unit: str = "step", enabled: bool = True, initial: int = 0):
+    def __init__(self, total: Optional[int], desc: str, unit: str = "step", enabled: bool = True, initial: int = 0):
         self.total, self.desc, self.unit, self.done = total, desc, unit, initial
         self.enabled = enabled
-        self._start = time.monotonic()
+        self._start = self._last_line = time.monotonic()
         self._terminal = enabled and sys.stderr.isatty()
         self._bar = tqdm(total=total, desc=desc, unit=unit, initial=initial, leave=False, delay=1.0,
                          disable=not self._terminal)
-        self._every = max(1, -(-total // MAX_LOG_LINES)) if total > MAX_LOG_LINES else 1
+        self._every = max(1, -(-total // MAX_LOG_LINES)) if total is not None and total > MAX_LOG_LINES else 1
 
     def update(self, steps: int = 1, note: str = "") -> None:
         """``steps`` more steps finished; ``note`` (e.g. what the step was) goes into the log line."""
@@ -59,11 +61,18 @@ class Progress:
             self._bar.update(steps)
             if note:
                 self._bar.set_postfix_str(note, refresh=False)
-        elif self.enabled and (self.done // self._every > before // self._every or self.done >= self.total):
-            elapsed = time.monotonic() - self._start
+        elif self.enabled and self._log_line_due(before):
+            now = time.monotonic()
+            self._last_line = now
             suffix = f": {note}" if note else ""
-            print(f"{self.desc}: {self.done}/{self.total} {self.unit}s done ({elapsed:.1f} s){suffix}",
+            of = "" if self.total is None else f"/{self.total}"
+            print(f"{self.desc}: {self.done}{of} {self.unit}s done ({now - self._start:.1f} s){suffix}",
                   file=sys.stderr, flush=True)
+
+    def _log_line_due(self, before: int) -> bool:
+        if self.total is None:
+            return time.monotonic() - self._last_line >= LOG_HEARTBEAT_SECONDS
+        return self.done // self._every > before // self._every or self.done >= self.total
 
     @contextlib.contextmanager
     def heartbeat(self, label: str):

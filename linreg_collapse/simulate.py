@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 from scipy import stats
 
-from .config import SimConfig
+from .config import SimConfig, minnorm_base_error
 from .design import covariance_eigenvalues, ground_truth, test_error
 from .devices import TRIALS, gather, place, trial_mesh
 from .errors import ResourceError
@@ -95,15 +95,13 @@ def mean_interval(samples: np.ndarray, level: float = 0.95, axis: int = 0):
 
 def base_unit(cfg: SimConfig) -> tuple[Optional[float], str]:
     """(value, description) of the unit results are shown in: sigma^2 d/(T-d-1) for OLS, otherwise the exact
-    generation-0 theory value where one exists (isotropic minimum-norm), otherwise (None, "absolute")."""
+    generation-0 error where one exists (isotropic minimum-norm), otherwise (None, "absolute")."""
     if cfg.is_ols:
         return cfg.base, "sigma^2 d/(T-d-1), the OLS error of one fit"
-    from .theory.minnorm import generation0_exact  # sympy only for the runs that need a min-norm unit
-
-    value = generation0_exact(cfg)
-    if value is None:
+    if cfg.ridge != 0 or cfg.T > cfg.d - 2 or cfg.cov != "identity":
         return None, "absolute (no exact generation-0 value for this estimator and covariance)"
-    return value, "the exact generation-0 error (1 - T/d) + sigma^2 T/(d-T-1) of isotropic min-norm"
+    return (minnorm_base_error(cfg.T, cfg.d, cfg.sigma),
+            "the exact generation-0 error (1 - T/d) + sigma^2 T/(d-T-1) of isotropic min-norm")
 
 
 def make_params(cfg: SimConfig) -> Params:

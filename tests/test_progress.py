@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from linreg_collapse import progress
 from linreg_collapse.progress import MAX_LOG_LINES, Progress, track
 
 
@@ -26,3 +27,14 @@ def test_disabled_writes_nothing(capsys):
     with Progress(3, "y", enabled=False, initial=1) as bar:
         bar.update(2)
     assert capsys.readouterr().err == ""
+
+
+def test_a_stream_of_unknown_length_logs_counts_at_most_every_log_interval(capsys, monkeypatch):
+    with Progress(None, "lm edit", "doc", initial=4) as bar:
+        for _ in range(50):
+            bar.update(8)  # within one interval: no line
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(progress, "LOG_HEARTBEAT_SECONDS", 0.0)
+    with Progress(None, "lm edit", "doc", initial=4) as bar:
+        bar.update(8)
+    assert capsys.readouterr().err.startswith("lm edit: 12 docs done (")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from linreg_collapse.cli import main
-from linreg_collapse.config import SimConfig
+from linreg_collapse.config import SimConfig, minnorm_base_error
 from linreg_collapse.design import covariance_eigenvalues, estimator, ground_truth, weighted_dual_fit
 from linreg_collapse.errors import InputError
 from linreg_collapse.exact import conditional_errors
@@ -194,6 +194,14 @@ def test_json_has_quantiles_and_base(tmp_path):
     assert data["config"]["wstar"] == "flat" and data["config"]["ridge"] == 0
     assert all(lo <= med <= hi for lo, med, hi in zip(data["q05"], data["median"], data["q95"]))
     assert base_unit(SimConfig(ridge=0.1))[0] is None and base_unit(SimConfig(T=6, d=20, cov="powerlaw"))[0] is None
+
+
+def test_minnorm_unit_is_the_derived_one_fit_error():
+    """The simulator's min-norm unit (config, plain arithmetic) equals the sympy result "minnorm"."""
+    one_fit = results()["minnorm"]
+    for T, d, sigma in [(6, 20, 1.0), (30, 100, 0.5), (2, 5, 2.0)]:
+        assert minnorm_base_error(T, d, sigma) == pytest.approx(evaluate(one_fit, T=T, d=d, sigma=sigma), rel=1e-12)
+    assert minnorm_base_error(6, 20, 1.0) != pytest.approx(evaluate(one_fit, T=6, d=21, sigma=1.0), rel=1e-3)
 
 
 @pytest.mark.parametrize("flags,needle", [

@@ -61,7 +61,7 @@ def register(subparsers) -> None:
                            "script used 2048)")
     edit.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
     edit.add_argument("--stats", help="also write per-document edit fractions to this JSON file")
-    edit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_progress_argument(edit)
     edit.set_defaults(run=run_edit)
 
     experiment = commands.add_parser("experiment", help="iterative regimes and mixing experiment (resumable)")

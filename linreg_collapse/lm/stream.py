@@ -17,10 +17,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import InputError, require
 from ..io import atomic_path, write_json
+from ..progress import Progress
 from .data import iter_texts
 from .model import load_checkpoint
 from .scoring import BytePrior, DocumentEdits, edit_documents
@@ -74,7 +74,7 @@ def edit_file(prior, settings: dict, in_path, out_path, strategy: EditStrategy, 
     texts = itertools.islice(itertools.chain([first], texts), done, None)
     index = done
     with open(partial, "a", encoding="utf-8") as text_out, open(counts_path, "a") as count_out, \
-            tqdm(desc="lm edit", unit="doc", disable=not progress, initial=done) as bar:
+            Progress(None, "lm edit", "doc", enabled=progress, initial=done) as bar:
         while batch := list(itertools.islice(texts, chunk)):
             _edit_chunk(prior, batch, strategy, seed, index, stride, text_out, count_out)
             index += len(batch)

@@ -8,11 +8,8 @@ Derivations: docs/theory.md, section "Ridge and minimum-norm".
 
 from __future__ import annotations
 
-from typing import Optional
-
 import sympy as sp
 
-from ..config import SimConfig
 from .core import Result, T, d, evaluate, i, n, p_i, sigma
 
 RATIO = T / d
@@ -55,10 +52,3 @@ def results() -> list[Result]:
                f"masks independent of noise and design, p_i = mean of diag M_i^2; {ISOTROPIC}",
                masks=("random", "disjoint", "file"), estimator="minnorm"),
     ]
-
-
-def generation0_exact(cfg: SimConfig) -> Optional[float]:
-    """E_test(w_0) of a minimum-norm configuration with an isotropic design, else None."""
-    if cfg.ridge != 0 or cfg.T > cfg.d - 2 or cfg.cov != "identity":
-        return None
-    return evaluate(ONE_FIT, sigma=cfg.sigma, T=cfg.T, d=cfg.d)
