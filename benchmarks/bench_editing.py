@@ -2,11 +2,16 @@
 the exact estimator, against the arithmetic floor measured on this machine (issue 15).
 
 Steady state: each program is compiled and run once, then timed on further calls (best of ``--repeats``),
-in process CPU seconds (all threads; the shared machine's wall clock is meaningless under load).
-The floor of one edit trial-generation is its random numbers (T normals for the noise, T keys for a
-random/disjoint mask) at the measured rate of ``jax.random`` plus its flops (X w and X^T Y: 4 T d) at the
-measured rate of a batched matrix-vector product; the d x d solve is negligible at T >> d.
-``--reference`` also times the previous mask sampler (two argsorts of T uniforms per generation).
+in process CPU seconds (all threads; the shared machine's wall clock is meaningless under load). A simulator
+case is timed at G and 4 G generations: one generation costs (t(4 G) - t(G)) / (3 G), and generation 0
+(drawing and factorising the design) is reported apart as t(G) less G generations.
+The floor of one edit trial-generation is what its arithmetic costs alone, each part timed at the
+simulator's shape (the same trials, vmapped): T float64 normals for the noise, T 32-bit keys for a
+random/disjoint mask, and X w and X^T Y (4 T d flops); the d x d solve is negligible at T >> d. The exact
+estimator's floor is its 3 d T^2 flops at the rate of those matrix-vector products.
+The random mask alone (:func:`~linreg_collapse.masks.select_uniform`) is timed too, with the counting passes
+its search for the k-th smallest key made (mean over trials, and the most, which the batch waits for).
+``--reference`` also times the sampler before it (two argsorts of T uniforms per generation).
 
     PYTHONPATH=. python benchmarks/bench_editing.py --T 100 1000 10000 100000
 """
@@ -23,6 +28,7 @@ import numpy as np
 
 from linreg_collapse import SimConfig
 from linreg_collapse.exact import _edit_program, _mask_sampler, chunk_size as exact_chunk
+from linreg_collapse.masks import kth_smallest_key, select_uniform
 from linreg_collapse.simulate import _static, compiled_runner, make_params, trial_keys
 
 GENERATIONS = 5
@@ -43,14 +49,32 @@ def trials_for(T: int) -> int:
     return int(np.clip(WORK // T, 2, 1024))
 
 
-def simulator_time(T: int, d: int, op: str, mask: str, repeats: int) -> float:
-    """Seconds per trial-generation of the simulator's edit program."""
+def simulator_time(T: int, d: int, op: str, mask: str, repeats: int) -> tuple[float, float]:
+    """(seconds per trial-generation, seconds of generation 0 per trial) of the simulator's edit program."""
     trials = trials_for(T)
-    cfg = SimConfig(regime="edit", T=T, d=d, generations=GENERATIONS, trials=trials, edit_op=op, mask=mask,
-                    edit_fraction=0.1, decay=0.9)
-    with jax.enable_x64(True):
+
+    def run_time(generations):
+        cfg = SimConfig(regime="edit", T=T, d=d, generations=generations, trials=trials, edit_op=op, mask=mask,
+                        edit_fraction=0.1, decay=0.9)
         run, params, keys = compiled_runner(*_static(cfg)), make_params(cfg), trial_keys(0, 0, trials)
-        return best_time(lambda: run(keys, params), repeats) / (trials * GENERATIONS)
+        return best_time(lambda: run(keys, params), repeats)
+
+    with jax.enable_x64(True):
+        once, more = run_time(GENERATIONS), run_time(4 * GENERATIONS)
+    generation = (more - once) / (trials * 3 * GENERATIONS)
+    return generation, once / trials - GENERATIONS * generation
+
+
+def mask_time(T: int, repeats: int) -> tuple[float, float, int]:
+    """(seconds per trial-generation, mean and most counting passes) of the random mask alone, k = T/10."""
+    trials, k = trials_for(T), round(0.1 * T)
+    with jax.enable_x64(True):
+        keys = trial_keys(0, 0, trials)
+        run = jax.jit(jax.vmap(lambda key: select_uniform(key, jnp.ones(T, bool), k)))
+        seconds = best_time(lambda: run(keys), repeats) / trials
+        bits = jax.vmap(lambda key: jax.random.bits(key, (T,), jnp.uint32))(keys)
+        _, probes = jax.jit(jax.vmap(kth_smallest_key, in_axes=(0, None, None)))(bits, jnp.ones(T, bool), k)
+    return seconds, float(np.mean(probes)), int(np.max(probes))
 
 
 def exact_time(T: int, d: int, repeats: int) -> float:
@@ -65,7 +89,7 @@ def exact_time(T: int, d: int, repeats: int) -> float:
 
 
 def reference_mask_time(T: int, repeats: int) -> float:
-    """Seconds per trial-generation of the previous random-mask sampler (argsort of an argsort)."""
+    """Seconds per trial-generation of the argsort random-mask sampler of before (argsort of an argsort)."""
     trials = trials_for(T)
 
     def one(key):
@@ -78,18 +102,20 @@ def reference_mask_time(T: int, repeats: int) -> float:
         return best_time(lambda: run(keys), repeats) / trials
 
 
-def floor_rates(repeats: int) -> tuple[float, float]:
-    """Measured (seconds per float64 normal, seconds per flop of a batched mat-vec) on this machine."""
-    n = 2**22
+def floors(T: int, d: int, repeats: int) -> dict[str, float]:
+    """Seconds per trial of the arithmetic floor's parts at the simulator's shape: ``normals`` (T float64
+    normals), ``keys`` (T 32-bit keys) and ``matvecs`` (X w and X^T Y), and ``per_flop`` of the latter."""
+    trials = trials_for(T)
     with jax.enable_x64(True):
-        normal = jax.jit(lambda k: jax.random.normal(k, (n,)))
-        per_random = best_time(lambda: normal(jax.random.key(0)), repeats) / n
-        B, T, d = 256, 4096, 10
-        X = jnp.ones((B, T, d)) / d
-        w = jnp.ones((B, d))
-        matvec = jax.jit(lambda X, w: jnp.einsum("btd,bd->bt", X, w))
-        per_flop = best_time(lambda: matvec(X, w), repeats) / (2 * B * T * d)
-    return per_random, per_flop
+        keys = trial_keys(0, 0, trials)
+        X, w = jnp.ones((trials, T, d)) / d, jnp.ones((trials, d))
+        normals = jax.jit(jax.vmap(lambda key: jax.random.normal(key, (T,))))
+        bits = jax.jit(jax.vmap(lambda key: jax.random.bits(key, (T,), jnp.uint32)))
+        matvecs = jax.jit(jax.vmap(lambda X, w: X.T @ (X @ w)))
+        out = {"normals": best_time(lambda: normals(keys), repeats), "keys": best_time(lambda: bits(keys), repeats),
+               "matvecs": best_time(lambda: matvecs(X, w), repeats)}
+    out = {name: seconds / trials for name, seconds in out.items()}
+    return {**out, "per_flop": out["matvecs"] / (4 * T * d)}
 
 
 def main() -> None:
@@ -99,25 +125,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--exact-max-T", type=int, default=2000,
                         help="largest T for the exact estimator (it holds a T x T covariance per trial)")
-    parser.add_argument("--reference", action="store_true", help="also time the previous argsort mask sampler")
+    parser.add_argument("--reference", action="store_true", help="also time the argsort mask sampler of before")
     args = parser.parse_args()
-    per_random, per_flop = floor_rates(args.repeats)
-    print(f"# load {os.getloadavg()[0]:.1f}; floor rates: {per_random * 1e9:.2f} ns per normal, "
-          f"{per_flop * 1e9:.3f} ns per flop; d = {args.d}, {GENERATIONS} generations, edit fraction 0.1")
-    print(f"{'T':>7} {'case':<26} {'us/trial-gen':>12} {'floor us':>9} {'x floor':>8}")
+    print(f"# load {os.getloadavg()[0]:.1f}; d = {args.d}, {GENERATIONS} and {4 * GENERATIONS} generations, "
+          f"edit fraction 0.1")
+    print(f"{'T':>7} {'case':<26} {'us/trial-gen':>12} {'floor us':>9} {'x floor':>8} {'generation 0 us':>15}")
     for T in args.T:
-        floor = {"random": 2 * T * per_random, "disjoint": 2 * T * per_random, "threshold": T * per_random}
+        parts = floors(T, args.d, args.repeats)
+        print(f"{T:>7} {'floor parts':<26} normals {parts['normals'] * 1e6:.2f} us, keys {parts['keys'] * 1e6:.2f} us, "
+              f"X w and X^T Y {parts['matvecs'] * 1e6:.2f} us ({parts['per_flop'] * 1e9:.3f} ns per flop)", flush=True)
+        floor = {"random": parts["normals"] + parts["keys"], "disjoint": parts["normals"] + parts["keys"],
+                 "threshold": parts["normals"]}
         for op in ("resample", "perturb"):
             for mask in floor:  # a user mask file costs what threshold does, less the comparison
-                t = simulator_time(T, args.d, op, mask, args.repeats)
-                f = floor[mask] + 4 * T * args.d * per_flop
-                print(f"{T:>7} {op + ' ' + mask:<26} {t * 1e6:>12.2f} {f * 1e6:>9.2f} {t / f:>8.1f}", flush=True)
+                t, t0 = simulator_time(T, args.d, op, mask, args.repeats)
+                f = floor[mask] + parts["matvecs"]
+                print(f"{T:>7} {op + ' ' + mask:<26} {t * 1e6:>12.2f} {f * 1e6:>9.2f} {t / f:>8.1f} {t0 * 1e6:>15.0f}",
+                      flush=True)
+        t, mean_probes, most_probes = mask_time(T, args.repeats)
+        print(f"{T:>7} {'random mask alone':<26} {t * 1e6:>12.2f} {parts['keys'] * 1e6:>9.2f} "
+              f"{t / parts['keys']:>8.1f}   counting passes: mean {mean_probes:.2f}, most {most_probes} "
+              f"of {trials_for(T)} trials", flush=True)
         if args.reference:
             t = reference_mask_time(T, args.repeats)
-            print(f"{T:>7} {'previous random mask only':<26} {t * 1e6:>12.2f}", flush=True)
+            print(f"{T:>7} {'argsort mask (before)':<26} {t * 1e6:>12.2f}", flush=True)
         if T <= args.exact_max_T:
             t = exact_time(T, args.d, args.repeats)
-            f = 3 * args.d * T * T * per_flop
+            f = 3 * args.d * T * T * parts["per_flop"]
             print(f"{T:>7} {'exact (3 d T^2 flops)':<26} {t * 1e6:>12.2f} {f * 1e6:>9.2f} {t / f:>8.1f}", flush=True)
 
 

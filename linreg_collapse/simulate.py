@@ -186,9 +186,12 @@ def _trial_budget(cfg: SimConfig) -> int:
 
 def chunk_size(cfg: SimConfig, batch: int = 1, devices: int = 1) -> int:
     """Trials per jitted call for each of ``batch`` configurations, a multiple of ``devices``: every
-    trial in one call if the budget allows, else each device's share of the budget."""
+    trial in one call if the budget allows, else the trials spread evenly over as few calls as each
+    device's share of the budget allows (padding under one trial per call and device, not up to a chunk:
+    1000 trials at a budget of 129 run as 8 x 125, not 8 x 129)."""
     per_device = max(1, _trial_budget(cfg) // batch)
-    return min(per_device, -(-cfg.trials // devices)) * devices
+    trials = -(-cfg.trials // devices)
+    return -(-trials // -(-trials // per_device)) * devices
 
 
 def max_batch(cfg: SimConfig, devices: int = 1) -> int:

@@ -1,7 +1,9 @@
 """The law of the random and disjoint mask schedules (issue 15): exactly round(p T) positions, uniformly
 without replacement; disjoint draws only never-edited positions, uniformly. The O(T) sampler and the
 previous argsort sampler (kept here as the reference) both pass the same checks, within 4 standard errors
-of theory; a biased sampler fails them (negative control). Seeded; about 2 s.
+of theory; a biased sampler fails them (negative control). The interpolation search for the k-th smallest
+key selects bit for bit what the previous 32-pass bitwise search and a sort select, ties and edge cases
+included (the selection of the wrong rank is rejected). Seeded; about 3 s.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from linreg_collapse.masks import disjoint_schedule, random_schedule, select_uniform
+from linreg_collapse.masks import (INTERPOLATION_PROBES, KEY_BITS, LARGEST_KEY, disjoint_schedule, kth_smallest_key,
+                                   random_schedule, select_smallest, select_uniform)
 
 T, DRAWS = 24, 20000
 
@@ -109,3 +112,76 @@ def test_schedules_random_and_disjoint():
     freq = m2.mean(axis=0)
     z = (freq - k2 / T) / np.sqrt(k2 / T * (1 - k2 / T) / DRAWS)
     assert np.max(np.abs(z)) < 4.0, z
+
+
+def bitwise_select(keys, available, k):
+    """The previous selection (reference): the k-th smallest key v by a 32-pass bitwise binary search,
+    then the keys below v and the first ties at v in position order."""
+    k = jnp.asarray(k).astype(jnp.int32)
+
+    def refine(b, v):
+        bit = jnp.left_shift(jnp.uint32(1), (KEY_BITS - 1 - b).astype(jnp.uint32))
+        return jnp.where(jnp.sum(keys <= (v | (bit - 1)), dtype=jnp.int32) >= k, v, v | bit)
+
+    v = jax.lax.fori_loop(0, KEY_BITS, refine, jnp.uint32(0))
+    below = available & (keys < v)
+    ties = available & (keys == v)
+    return below | (ties & (jnp.cumsum(ties, dtype=jnp.int32) <= k - jnp.sum(below, dtype=jnp.int32)))
+
+
+def sorted_select(keys, available, k):
+    """Reference by sorting: rank positions by (key, position), unavailable last; keep ranks < k."""
+    order = np.lexsort((np.arange(len(keys)), keys, ~available))
+    chosen = np.zeros(len(keys), bool)
+    chosen[order[: min(k, int(available.sum()))]] = True
+    return chosen
+
+
+def key_batches(seed, draws, T):
+    """Keys with many ties (a range of 8, or 2 values), full-range keys, clustered keys (a 2^-20 slice of
+    the range: interpolation's worst case), and keys at the extremes 0 and LARGEST_KEY."""
+    rng = np.random.default_rng(seed)
+    full = rng.integers(0, 2**32, (draws, T), dtype=np.uint64)
+    return {
+        "range8": rng.integers(0, 8, (draws, T)),
+        "two-values": rng.choice([0, LARGEST_KEY], (draws, T)),
+        "full-range": full,
+        "clustered": 2**31 + (full >> 20),
+        "near-largest": LARGEST_KEY - rng.integers(0, 3, (draws, T)),
+    }
+
+
+AVAILABILITY = {"all": np.ones(24, bool), "every-third": np.arange(24) % 3 == 0, "none": np.zeros(24, bool),
+                "first-five": np.arange(24) < 5}
+
+
+def test_selection_is_bit_identical_to_the_bitwise_search_and_a_sort():
+    """Every key batch x availability x k in {0, 1, 3, #available, #available + 2}: 64 draws each under
+    vmap (each trial's search stops when it converges), compared bit for bit with both references. The same
+    checker rejects the selection of the wrong rank (k + 1; negative control)."""
+    run, reference = batched(select_smallest), batched(bitwise_select)
+    mismatches = {"k": 0, "k + 1": 0}
+    for name, batch in key_batches(0, 64, 24).items():
+        for available in AVAILABILITY.values():
+            keys = jnp.asarray(np.where(available, batch, LARGEST_KEY).astype(np.uint32))
+            for k in sorted({0, 1, 3, int(available.sum()), int(available.sum()) + 2}):
+                previous = np.asarray(reference(keys, jnp.asarray(available), jnp.int32(k)))
+                by_sort = np.stack([sorted_select(row, available, k) for row in np.asarray(keys)])
+                assert np.array_equal(previous, by_sort), (name, k)
+                for rank, shift in (("k", 0), ("k + 1", 1)):
+                    got = np.asarray(run(keys, jnp.asarray(available), jnp.int32(k + shift)))
+                    mismatches[rank] += int(np.sum(np.any(got != by_sort, axis=1)))
+    assert mismatches["k"] == 0 and mismatches["k + 1"] > 0, mismatches
+
+
+def test_uniform_keys_take_few_probes_and_the_worst_case_is_bounded():
+    """T = 1000, k = 100, 128 draws under vmap: v is the k-th smallest key; uniform keys take at most 5
+    probes on average, clustered keys (2^-20 of the range) finish within the stated bound."""
+    T, k = 1000, 100
+    keys = np.random.default_rng(3).integers(0, 2**32, (128, T), dtype=np.uint64)
+    search = jax.jit(jax.vmap(kth_smallest_key, in_axes=(0, None, None)))
+    probes = {}
+    for name, batch in (("uniform", keys), ("clustered", 2**31 + (keys >> 20))):
+        v, probes[name] = map(np.asarray, search(jnp.asarray(batch, jnp.uint32), jnp.ones(T, bool), jnp.int32(k)))
+        assert np.array_equal(v, np.sort(batch, axis=1)[:, k - 1]), name
+    assert np.mean(probes["uniform"]) <= 5 and np.max(probes["clustered"]) <= INTERPOLATION_PROBES + KEY_BITS, probes
