@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from .core import Result, T, d, evaluate, i, n, p_i, sigma
+from .core import Result, T, d, i, n, p_i, sigma
 
 RATIO = T / d
 """E P_row = (T/d) I: the share of w* a fit on an isotropic design can see."""
