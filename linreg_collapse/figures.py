@@ -45,7 +45,6 @@ from .sweep import simulate_many
 from .style import BAND_ALPHA, LIMIT_LINESTYLE, SETTING_COLORS, THEORY_LINESTYLE, figure_style
 
 THEORY = "theory"
-LIMIT = "d/T→0 limit"
 BASE_LABEL = "σ²d/(T−d−1)"
 PAPER_BOUND = "paper's bound: 2 base (Q ≤ 1)"
 
@@ -72,18 +71,11 @@ def theory_curve(cfg: SimConfig) -> Optional[tuple[np.ndarray, str]]:
     """Theory's E_test/base at generations 0..N for ``cfg`` and its kind, or None where theory has no
     result (accumulate-subsample, threshold masks).
 
-    Kind :data:`THEORY`: exact, or the proportional limit at gamma = d/T (resample, random masks);
-    kind :data:`LIMIT`: resample with disjoint masks, whose only result is the d/T -> 0 limit.
-    Editing uses the fractions the simulator's masks realise (whole positions).
+    Kind :data:`THEORY`: exact, or the proportional limit at gamma = d/T (resample, random and disjoint
+    masks). Editing uses the fractions the simulator's masks realise (whole positions).
     """
     expected = theory.expected_relative_error(cfg)
-    if expected is not None:
-        return np.asarray(expected, float), THEORY
-    if cfg.regime == "edit" and cfg.edit_op == "resample" and cfg.mask == "disjoint":
-        curve = theory.relative_error_curve("edit", theory.realised_fractions(cfg), edit_op="resample",
-                                            mask="disjoint")
-        return np.asarray(curve, float), LIMIT
-    return None
+    return None if expected is None else (np.asarray(expected, float), THEORY)
 
 
 def edit_budget_bound(name: str, budgets: np.ndarray) -> np.ndarray:
@@ -104,16 +96,14 @@ def draw_band(ax, x, mean, low, high, label: str, color: str, marker: str = "o")
 
 
 def draw_theory(ax, x, values, label: str, color: str, kind: str = THEORY) -> None:
-    """Theory line ``"<label> <kind>"`` on top of the simulation markers: dashed for theory, dotted for a limit."""
-    style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
-    ax.plot(x, values, style, color=color, label=f"{label} {kind}", linewidth=1.4, zorder=3)
+    """Theory line ``"<label> <kind>"`` (dashed) on top of the simulation markers."""
+    ax.plot(x, values, THEORY_LINESTYLE, color=color, label=f"{label} {kind}", linewidth=1.4, zorder=3)
 
 
 def style_handles(kinds=(THEORY,), simulation: str = "simulation mean, 95% CI band") -> list:
     """Legend entries for the line styles: simulation, then each kind of theory line drawn."""
     handles = [Line2D([], [], color="0.3", marker="o", markersize=4, linestyle="none", label=simulation)]
-    styles = {THEORY: THEORY_LINESTYLE, LIMIT: LIMIT_LINESTYLE}
-    return handles + [Line2D([], [], color="0.3", linestyle=styles[k], label=k) for k in styles if k in kinds]
+    return handles + [Line2D([], [], color="0.3", linestyle=THEORY_LINESTYLE, label=k) for k in kinds]
 
 
 def plain_log_ticks(ax, axis: str = "y") -> None:
@@ -166,8 +156,7 @@ def draw_ratio(ax, result: SimResult) -> None:
         return
     label, color = setting_label(result.config), SETTING_COLORS[setting_name(result.config)]
     ratio = [values / curve[0] for values in relative(result)]
-    marker = "o" if curve[1] == THEORY else "D"
-    draw_band(ax, result.generation, *ratio, f"{label} (÷ {curve[1]})", color, marker=marker)
+    draw_band(ax, result.generation, *ratio, f"{label} (÷ {curve[1]})", color)
 
 
 def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
@@ -195,9 +184,6 @@ def figure_error_vs_generation(s: FigureSettings = FigureSettings()) -> Figure:
                 ax.xaxis.get_major_locator().set_params(integer=True)
             colours = [Patch(color=SETTING_COLORS[setting_name(r.config)], label=setting_label(r.config))
                        for r in row_results]
-            if LIMIT in kinds:
-                colours.append(Line2D([], [], color="0.3", marker="D", markersize=4, linestyle="none",
-                                      label="right: against the d/T→0 limit"))
             ax_ratio.legend(handles=colours + style_handles(kinds), loc="center left", bbox_to_anchor=(1.02, 0.5))
         fig.suptitle(f"Test error across generations (T={s.T}, d={s.d}, σ={s.sigma:g}, {s.trials} trials)")
     return fig
@@ -255,7 +241,7 @@ def figure_error_vs_edit_budget(s: FigureSettings = FigureSettings()) -> Figure:
             ax.set_title(f"{op} proposal")
             ax.set_xlabel("total edit budget Q = Σₙ pₙ (realised)")
             ax.set_ylabel(f"test error / {BASE_LABEL} after N={s.generations}")
-            handles = [line for line in ax.get_lines() if not line.get_label().endswith((THEORY, LIMIT))]
+            handles = [line for line in ax.get_lines() if not line.get_label().endswith(THEORY)]
             ax.legend(handles=handles + style_handles(kinds)[1:], loc="upper center", bbox_to_anchor=(0.5, -0.17),
                       ncols=2)  # below the panel: the data fill the frame
         fig.suptitle(f"Final error against the total edit budget (T={s.T}, d={s.d}, N={s.generations}, {s.trials} trials)")
@@ -345,13 +331,13 @@ def figure_edit_heatmap(s: FigureSettings = FigureSettings()) -> Figure:
         draw_heatmap(fig, axes[2], (p_grid, generations, sim), (p_fine, generations, np.transpose([c for c, _ in curves])),
                      curves[0][1], "resample, random masks", "edit fraction p (every generation)", "generation n")
         fig.suptitle(f"Test error / {BASE_LABEL} (T={s.T}, d={s.d}, {s.trials} trials). Colours: simulation; "
-                     "white contours: theory (dashed) or its d/T→0 limit (dotted)")
+                     "white contours: theory (dashed)")
     return fig
 
 
 def draw_heatmap(fig, ax, simulated, predicted, kind: str, title: str, xlabel: str, ylabel: str) -> None:
     """Simulated (x, y, values) as cells with a colour bar; predicted (x, y, values) as contours labelled
-    with their level at the bar's ticks, dashed for theory and dotted for a limit. The colour scale spans
+    with their level at the bar's ticks, dashed. The colour scale spans
     both, so every contour level is on the bar (marked there too); labels that would overlap are dropped."""
     values = np.asarray(predicted[2])
     low, high = values.min(), values.max()
@@ -360,8 +346,7 @@ def draw_heatmap(fig, ax, simulated, predicted, kind: str, title: str, xlabel: s
     bar = fig.colorbar(mesh, ax=ax)
     bar.set_label(f"simulated test error / {BASE_LABEL}")
     levels = [v for v in bar.get_ticks() if low + 0.02 * (high - low) < v < high - 0.02 * (high - low)]
-    style = THEORY_LINESTYLE if kind == THEORY else LIMIT_LINESTYLE
-    contours = ax.contour(*predicted, levels=levels, colors="white", linestyles=style, linewidths=1.1)
+    contours = ax.contour(*predicted, levels=levels, colors="white", linestyles=THEORY_LINESTYLE, linewidths=1.1)
     contours.set_label(kind)
     bar.add_lines(contours)
     labels = ax.clabel(contours, fontsize=7, fmt="%g", inline=False)

@@ -64,6 +64,7 @@ def registry() -> tuple[Mutant, ...]:
     a, b = editing.RESAMPLE_RANDOM_STATE
     x, y, l = editing.RESAMPLE_DISJOINT_STATE
     random_step, disjoint_step = editing.RESAMPLE_RANDOM_STEP, editing.RESAMPLE_DISJOINT_STEP
+    cavity = editing.RESAMPLE_DISJOINT_CAVITY
     h2 = lambda upper: sp.harmonic(upper, 2)  # noqa: E731
     return (
         Mutant("ols-d/(T-d)", "d/(T-d) instead of d/(T-d-1)", (("ols", lambda _: sigma**2 * d / (T - d)),)),
@@ -109,6 +110,8 @@ def registry() -> tuple[Mutant, ...]:
                    BETA_QUANTILE(d / 2, (T - d - 1) / 2, level))),)),
         Mutant("accumulate-quantile-replace-scale", "accumulate's law with replace's scale n + 1",
                (("accumulate-quantile", lambda _: error_quantile(n + 1)),)),
+        Mutant("resample-disjoint-no-memory", "disjoint-mask cavity process without its memory term (naive mean field)",
+               steps=(("RESAMPLE_DISJOINT_CAVITY", _row(cavity, 0, cavity[0].subs(sp.Symbol("mem"), 0))),)),
     )
 
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import sympy as sp
 from scipy import stats
 
 from linreg_collapse import theory as th
@@ -108,13 +109,59 @@ def test_resample_disjoint_recurrence_matches_brute_force_and_bounds():
     assert th.relative_bounds()["edit-resample-gronwall"] == pytest.approx(math.e**2, rel=1e-14)
 
 
+def resample_disjoint_one_design(fractions, T: int, d: int, seed: int) -> np.ndarray:
+    """E[E_test(w_n) | X, M]/E[E_test(w_0) | X, M] on one Gaussian design by the dense covariance recursion
+    C_n = (I - M_n P) C_{n-1} (I - P M_n) + M_n (sigma = 1; masks consecutive blocks: rows are exchangeable)."""
+    X = np.random.default_rng(seed).standard_normal((T, d))
+    A = np.linalg.solve(X.T @ X, X.T)
+    P = np.eye(T) - X @ A
+    C, start, out = np.eye(T), 0, []
+    for fraction in [0.0, *fractions]:
+        mask = np.zeros(T)
+        mask[start:start + round(fraction * T)] = 1.0
+        start += round(fraction * T)
+        B = np.eye(T) - mask[:, None] * P
+        C = B @ C @ B.T + np.diag(mask)
+        out.append(np.trace(A @ C @ A.T))
+    return np.array(out) / out[0]
+
+
+def test_resample_disjoint_proportional_limit():
+    """The cavity process: generation 1 is the limit of the exact edit-resample-first; d/T -> 0 gives
+    RESAMPLE_DISJOINT_STEP; at d/T = 0.3 it matches one T=500 design within 1% (generation 0 divided out; the
+    single-design spread is ~0.3%, the finite-T bias ~0.2%), and the same check rejects the d/T -> 0 recursion
+    (7-14% off) and the cavity without its memory term (negative controls)."""
+    first = th.editing.resample_first_generation(th.editing.leverage_second_moment())
+    first_limit = sp.limit(first.subs({th.d: th.gamma * th.T, th.k: th.q * th.T}), th.T, sp.oo)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        fractions, gamma = rng.dirichlet(np.ones(5)) * rng.uniform(0.3, 1.0), rng.uniform(0.05, 0.8)
+        cavity = th.editing.resample_disjoint_cavity(fractions, gamma)
+        assert cavity[1] == pytest.approx(float(first_limit.subs({th.gamma: gamma, th.q: fractions[0]})), rel=1e-12)
+        np.testing.assert_allclose(th.editing.resample_disjoint_cavity(fractions, 1e-6),
+                                   th.relative_error_curve("edit", fractions, edit_op="resample", mask="disjoint"),
+                                   rtol=1e-4)
+    fractions, T, d = np.array([0.3, 0.2, 0.15, 0.1]), 500, 150
+    limit = th.relative_error_curve("edit", fractions, edit_op="resample", mask="disjoint", T=T, d=d)
+    design = resample_disjoint_one_design(fractions, T, d, seed=0)
+    np.testing.assert_allclose(design, limit, rtol=0.01)
+    gamma_zero = th.relative_error_curve("edit", fractions, edit_op="resample", mask="disjoint")
+    cavity = th.editing.RESAMPLE_DISJOINT_CAVITY
+    no_memory = sp.ImmutableMatrix([cavity[0].subs(sp.Symbol("mem"), 0), cavity[1]])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(th.editing, "RESAMPLE_DISJOINT_CAVITY", no_memory)
+        naive = th.editing.resample_disjoint_cavity(fractions, d / T)
+    for wrong in (gamma_zero, naive):
+        assert np.max(np.abs(design[1:] / wrong[1:] - 1)) > 0.05
+
+
 def test_relative_error_curve_rejects_bad_input():
     with pytest.raises(InputError, match="fractions"):
         th.relative_error_curve("edit", None)
     with pytest.raises(InputError, match="lie in"):
         th.relative_error_curve("edit", [1.5])
-    with pytest.raises(InputError, match="d/T -> 0"):
-        th.relative_error_curve("edit", [0.1], edit_op="resample", mask="disjoint", T=50, d=10)
+    with pytest.raises(InputError, match="sum to at most 1"):
+        th.relative_error_curve("edit", [0.6, 0.5], edit_op="resample", mask="disjoint", T=50, d=10)
     with pytest.raises(InputError, match="T > d"):
         th.relative_error_curve("edit", [0.1], edit_op="resample", T=10, d=10)
     with pytest.raises(InputError, match="regime"):
@@ -124,9 +171,12 @@ def test_relative_error_curve_rejects_bad_input():
 def test_expected_relative_error_for_configs():
     base = dict(T=50, d=10, generations=3, trials=2)
     assert th.expected_relative_error(SimConfig(regime="replace", design="fresh", **base)).tolist() == [1, 2, 3, 4]
-    for kw in (dict(regime="accumulate-subsample"), dict(regime="edit", mask="threshold"),
-               dict(regime="edit", edit_op="resample", mask="disjoint")):
+    for kw in (dict(regime="accumulate-subsample"), dict(regime="edit", mask="threshold")):
         assert th.expected_relative_error(SimConfig(**kw, **base)) is None
+    resample_disjoint = SimConfig(regime="edit", edit_op="resample", mask="disjoint", **base)
+    assert th.theory_kind(resample_disjoint) == "limit"
+    np.testing.assert_allclose(th.expected_relative_error(resample_disjoint), th.editing.resample_disjoint_cavity(
+        th.realised_fractions(resample_disjoint), 10 / 50), rtol=1e-12)
     disjoint = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.5, decay=0.9, **base)
     np.testing.assert_allclose(th.realised_fractions(disjoint), [0.5, 0.44, 0.06])  # round(22.5) = 22, then the rest
     np.testing.assert_allclose(th.expected_relative_error(disjoint), [1, 1.5, 1.94, 2.0])

@@ -79,8 +79,9 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
     * ``edit`` with ``edit_op="resample"`` and ``mask="random"`` (masks drawn afresh each generation):
       the proportional limit a_n of RESAMPLE_RANDOM_STEP with gamma = d/T (gamma = 0 when T, d are None);
     * ``edit`` with ``edit_op="resample"`` and ``mask="disjoint"`` (each position edited at most once):
-      the d/T -> 0 limit 1 + 2 x_n + y_n of RESAMPLE_DISJOINT_STEP (T, d must be None: no finite-gamma
-      result exists).
+      the proportional limit at gamma = d/T of the cavity process RESAMPLE_DISJOINT_CAVITY
+      (:func:`.editing.resample_disjoint_cavity`); with T, d None the d/T -> 0 limit 1 + 2 x_n + y_n of
+      RESAMPLE_DISJOINT_STEP.
     """
     require(fractions is not None, "relative_error_curve needs fractions (their number sets N)")
     fractions = np.asarray(fractions, dtype=np.float64).ravel()
@@ -105,13 +106,13 @@ def theory_kind(cfg: SimConfig) -> Optional[str]:
         return None
     if cfg.edit_op == "perturb":
         return "exact"
-    return "limit" if cfg.mask == "random" else None
+    return "limit" if cfg.mask in ("random", "disjoint") else None
 
 
 def expected_relative_error(cfg: SimConfig) -> Optional[np.ndarray]:
     """E_test(w_n)/BASE for n = 0..cfg.generations from :func:`relative_error_curve` with the realised
     fractions (fresh-design accumulate: accumulate-fresh), or None where no finite-T closed form exists
-    (accumulate-subsample and resample with disjoint or file masks have only d/T -> 0 limits; threshold masks)."""
+    (accumulate-subsample has only a d/T -> 0 limit; resample with file masks and threshold masks have none)."""
     kind = theory_kind(cfg)
     if kind is None:
         return None

@@ -37,6 +37,28 @@ l = prod (1 + q_i) (total weight of u on the nu's); E_test/BASE -> 1 + 2x + y.""
 RESAMPLE_DISJOINT_STATE = (_x, _y, _l)
 RESAMPLE_DISJOINT_ERROR = 1 + 2 * _x + _y
 
+_R, _xi, _mem = sp.symbols("R xi mem")
+
+
+def _resample_disjoint_cavity() -> sp.ImmutableMatrix:
+    """The one-position (cavity) process of resample with disjoint masks, proportional limit d/T -> gamma.
+
+    Row 0, the fitted value F(m) = x_t^T u_m of a position with residual R(m), cavity field xi(m) = x_t^T u_m^(-t)
+    (the fits without t) and memory mem(m) = sum_{k<m} lambda(m, k) (R(k) - F(k)): sympy solves the cavity
+    equation F = xi + theta (R - F) + theta mem, theta = lim E tr (X^T X)^{-1} = lim d/(T - d - 1).
+    Row 1, the field's law: Cov(xi(m), xi(m')) = u_m . u_m' = (row 1) mean_t F_t(m) F_t(m'), row 1 =
+    lim T/(T - d - 1) (Lemma 2). docs/theory.md, resample (d)."""
+    fitted, theta = sp.symbols("F theta")
+    fit = sp.solve(sp.Eq(fitted, _xi + theta * (_R - fitted + _mem)), fitted)[0]
+    ratio = sp.limit(gamma * T / (T - gamma * T - 1), T, sp.oo)
+    field = sp.limit(T / (T - gamma * T - 1), T, sp.oo)
+    return sp.ImmutableMatrix([sp.expand(sp.simplify(fit.subs(theta, ratio))), field])
+
+
+RESAMPLE_DISJOINT_CAVITY = _resample_disjoint_cavity()
+"""resample, each position edited at most once, d/T -> gamma: [gamma R + (1 - gamma) xi + gamma mem, 1/(1 - gamma)]
+(see _resample_disjoint_cavity; mutants replace it)."""
+
 
 def _resample_random_closed_form() -> sp.Expr:
     """a_n of RESAMPLE_RANDOM_STEP for constant q from a_0 = b_0 = 1: b_n by sympy's rsolve, then
@@ -86,6 +108,12 @@ def results() -> list[Result]:
     add(Result("edit-resample-random-slope", "edit", "limit", slope * BASE,
                "growth per generation of edit-resample-random once b_n reaches its fixed point",
                "resample", ("random",)))
+    add(Result("edit-resample-disjoint", "edit", "limit", sp.Function("F2")(n) / gamma * BASE,
+               "resample, each position edited at most once (masks disjoint, independent of noise and design), "
+               "fractions q_i = p eta^(i-1) as realised at T; limit T, d -> infinity with d/T -> gamma (finite-T "
+               "error O(1/T)): F2(n) = mean_t F_t(n)^2 of the cavity process RESAMPLE_DISJOINT_CAVITY "
+               "(resample_disjoint_cavity; no finite-state closed form: it needs every free cumulant of H)",
+               "resample", ("disjoint",), value=_resample_disjoint_value))
     continuum = _resample_disjoint_continuum()
     add(Result("edit-resample-disjoint-sup", "edit", "bound", continuum * BASE,
                "resample, each position edited at most once, total edited fraction Q = sum_i p_i <= 1, limit "
@@ -98,6 +126,15 @@ def results() -> list[Result]:
                "edit-resample-disjoint-sup, kept as the elementary bound",
                "resample", ("disjoint", "file")))
     return out
+
+
+def _resample_disjoint_value(values: dict) -> float:
+    """E_test(w_n) of edit-resample-disjoint at ``values`` (sigma, T, d, n, p, eta)."""
+    schedule = SimConfig(regime="edit", edit_op="resample", mask="disjoint", T=int(values["T"]), d=int(values["d"]),
+                         edit_fraction=values["p"], decay=values["eta"], generations=max(int(values["n"]), 1))
+    fractions = realised_fractions(schedule)[: int(values["n"])]
+    base = values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1)
+    return base * float(resample_disjoint_cavity(fractions, values["d"] / values["T"])[-1])
 
 
 def leverage_second_moment() -> sp.Expr:
@@ -166,10 +203,66 @@ def relative_edit_curve(fractions: np.ndarray, edit_op: str, T, d, mask: str) ->
     if mask == "random":
         return iterate_recurrence(RESAMPLE_RANDOM_STEP, RESAMPLE_RANDOM_STATE, (1.0, 1.0), fractions, ratio, _a)
     require(mask == "disjoint", f"mask={mask!r}: resample theory exists for random and disjoint masks")
-    require(T is None, "resample with disjoint masks has only the d/T -> 0 limit: call with T=None, d=None")
     require(float(fractions.sum()) <= 1 + 1e-12, "disjoint fractions must sum to at most 1")
+    if T is not None:
+        return resample_disjoint_cavity(fractions, ratio)
     return iterate_recurrence(RESAMPLE_DISJOINT_STEP, RESAMPLE_DISJOINT_STATE, (0.0, 0.0, 1.0), fractions, 0.0,
                     RESAMPLE_DISJOINT_ERROR)
+
+
+def resample_disjoint_cavity(fractions: np.ndarray, ratio: float) -> np.ndarray:
+    """E_test(w_n)/BASE, n = 0..N, for resample with disjoint masks in the proportional limit d/T -> ``ratio`` > 0:
+    the one-position (cavity) process of RESAMPLE_DISJOINT_CAVITY, solved generation by generation.
+
+    A position edited at generation i (a share q_i of them; the rest never) has R(m) = e before i and
+    R(m) = F(i-1) + e' from i on, e and e' its noises; each F(m) is linear in (xi(0..N), e, e'), one
+    coefficient row per class. lambda(m, k) (= tr[(I + Pi_m)...(I + Pi_{k+2}) Pi_{k+1}]/d, Pi_j = Q^T M_j Q) is
+    fixed by the response: a source h added to every residual in the fit of generation k moves F(m) by
+    gamma lambda(m, k) h on average over positions (lambda(m, m) = 1). The field covariance K is solved one
+    row at a time from the closure (row 1), which is linear in that row; E_test/BASE -> mean_t F_t(n)^2 / gamma.
+    """
+    fit, closure = RESAMPLE_DISJOINT_CAVITY
+    c_res, c_field, c_mem = (float(fit.coeff(s).subs(gamma, ratio)) for s in (_R, _xi, _mem))
+    factor = float(closure.subs(gamma, ratio))
+    N = len(fractions)
+    weights = np.append(fractions, 1.0 - fractions.sum())  # classes: edited at 1..N, never edited
+    edit_at = np.arange(1, N + 2)
+    noise = slice(N + 1, N + 3)  # basis: xi(0..N), e, e'
+    F = np.zeros((N + 1, N + 1, N + 3))  # [class, generation, basis]
+    r = np.zeros_like(F)  # R - F
+    dF = np.zeros((N + 1, N + 1, N + 1))  # [class, m, k]: response of F(m) to a source in the fit of k
+    dr = np.zeros_like(dF)
+    K = np.zeros((N + 1, N + 1))
+    lam = np.eye(N + 1)
+    out = np.zeros(N + 1)
+    for m in range(N + 1):
+        edited = np.flatnonzero(edit_at <= m)
+        dR = np.zeros((N + 1, m))
+        dR[edited] = dF[edited, edit_at[edited] - 1, :m]
+        for k in range(m - 1, -1, -1):
+            rest = c_res * dR[:, k] + c_mem * dr[:, k + 1:m, k] @ lam[m, k + 1:m]
+            lam[m, k] = weights @ rest / (ratio - c_mem * (1 - c_res))
+        R = np.zeros((N + 1, N + 3))
+        R[:, N + 1] = 1.0
+        R[edited] = F[edited, edit_at[edited] - 1]
+        R[edited, N + 2] = 1.0
+        F[:, m] = c_res * R + c_mem * np.tensordot(lam[m, :m], r[:, :m], (0, 1))
+        F[:, m, m] += c_field
+        r[:, m] = R - F[:, m]
+        dF[:, m, :m] = c_res * dR + c_mem * np.tensordot(lam[m, :m], dr[:, :m, :m], (0, 1))
+        dF[:, m, m] = c_res
+        dr[:, m, :m] = dR - dF[:, m, :m]
+        dr[:, m, m] = 1 - c_res
+        # closure for x = K[m, :m+1]: E[F(m) F(j)] is linear in x (F(m) holds xi(m), F(j < m) does not)
+        past, now = F[:, : m + 1], F[:, m]
+        coef = np.tensordot(weights * now[:, m], past[:, :, : m + 1], (0, 0))
+        coef[:, :m] += (weights[:, None] * past[:, :, m]).T @ now[:, :m]
+        known = (np.einsum("ck,cjk->j", weights[:, None] * (now[:, :m] @ K[:m, :m]), past[:, :, :m])
+                 + np.einsum("cb,cjb->j", weights[:, None] * now[:, noise], past[:, :, noise]))
+        K[m, : m + 1] = K[: m + 1, m] = np.linalg.solve(np.eye(m + 1) - factor * coef, factor * known)
+        field = now[:, : N + 1]
+        out[m] = weights @ (((field @ K) * field).sum(1) + (now[:, noise] ** 2).sum(1)) / ratio
+    return out
 
 
 def realised_fractions(cfg: SimConfig) -> Optional[np.ndarray]:
