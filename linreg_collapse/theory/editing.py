@@ -50,9 +50,9 @@ def _resample_disjoint_cavity() -> sp.ImmutableMatrix:
     lim T/(T - d - 1) (Lemma 2). docs/theory.md, resample (d)."""
     fitted, theta = sp.symbols("F theta")
     fit = sp.solve(sp.Eq(fitted, _xi + theta * (_R - fitted + _mem)), fitted)[0]
-    ratio = sp.limit(gamma * T / (T - gamma * T - 1), T, sp.oo)
+    theta_limit = sp.limit(gamma * T / (T - gamma * T - 1), T, sp.oo)
     field = sp.limit(T / (T - gamma * T - 1), T, sp.oo)
-    return sp.ImmutableMatrix([sp.expand(sp.simplify(fit.subs(theta, ratio))), field])
+    return sp.ImmutableMatrix([sp.expand(sp.simplify(fit.subs(theta, theta_limit))), field])
 
 
 RESAMPLE_DISJOINT_CAVITY = _resample_disjoint_cavity()
