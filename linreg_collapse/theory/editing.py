@@ -112,7 +112,7 @@ def results() -> list[Result]:
                "resample, each position edited at most once (masks disjoint, independent of noise and design), "
                "fractions q_i = p eta^(i-1) as realised at T; limit T, d -> infinity with d/T -> gamma (finite-T "
                "error O(1/T)): F2(n) = mean_t F_t(n)^2 of the cavity process RESAMPLE_DISJOINT_CAVITY "
-               "(resample_disjoint_cavity; no finite-state closed form: it needs every free cumulant of H)",
+               "(resample_disjoint_cavity; its memory kernel needs every free cumulant of H, so no fixed finite state)",
                "resample", ("disjoint",), value=_resample_disjoint_value))
     continuum = _resample_disjoint_continuum()
     add(Result("edit-resample-disjoint-sup", "edit", "bound", continuum * BASE,
