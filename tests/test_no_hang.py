@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEST_OPT_LEVEL
+from conftest import TEST_COMPILE_FLAGS
 
 from linreg_collapse import SimConfig
 from linreg_collapse.simulate import run_trials
@@ -52,8 +52,8 @@ for line in sys.stdin:
 
 
 def user_xla_flags() -> str:
-    """XLA_FLAGS without the suite's compile-time setting (tests/conftest.py): what a user's run has."""
-    return " ".join(flag for flag in os.environ.get("XLA_FLAGS", "").split() if flag != TEST_OPT_LEVEL)
+    """XLA_FLAGS without the suite's compile-time settings (tests/conftest.py): what a user's run has."""
+    return " ".join(flag for flag in os.environ.get("XLA_FLAGS", "").split() if flag not in TEST_COMPILE_FLAGS)
 
 
 def run_guarded(configs: list[dict], script: str = CHILD, seconds: float = CONFIG_SECONDS,
@@ -126,13 +126,13 @@ def test_every_regime_operator_and_mask_finishes():
                dict(small, regime="edit", edit_op="resample", mask="random", dtype="float32")]
     configs += [dict(small, regime="edit", edit_op="perturb", mask=mask) for mask in ("random", "disjoint", "threshold")]
     configs += [dict(small, regime="edit", edit_op="perturb", mask="file", masks_shape=[3, 64])]
-    halves = [configs[:2], configs[2:]]  # compiling at the default level takes twice as long: 2 + 6
+    halves = [configs[:2], configs[2:]]  # the default flags compile about 4x slower: 2 + 6
     flags = [user_xla_flags(), os.environ.get("XLA_FLAGS", "")]  # the scheduler flag either way (jax_setup)
     with ThreadPoolExecutor(2) as pool:
         guarded = list(pool.map(lambda half, xla_flags: run_guarded(half, xla_flags=xla_flags), halves, flags))
     assert sum(len(t) for t in guarded) == len(configs)
 
-    # The first child ran at the default optimisation level (a user's run), the second and this process at
+    # The first child ran with the default code generation (a user's run), the second and this process with
     # the suite's (tests/conftest.py), which compiles faster and does not touch the scheduling the hang
     # came from: the same numbers up to rounding, and a different seed is not (negative control).
     for config, (_, child_means) in zip(halves[0][:2], guarded[0][:2]):

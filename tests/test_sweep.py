@@ -102,8 +102,8 @@ def test_four_devices_equal_one(swept, grid_file, tmp_path):
     _, table = swept
     out, cache = tmp_path / "four", tmp_path / "jax-cache"
     env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}  # not the suite's cache
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT),
-               LINREG_COLLAPSE_JAX_CACHE=str(cache))
+    env.update(XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4",  # suite's code generation
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT), LINREG_COLLAPSE_JAX_CACHE=str(cache))
     subprocess.run([sys.executable, "-m", "linreg_collapse.cli", "sweep", str(grid_file), "--out", str(out),
                     "--no-progress"], env=env, check=True, timeout=300, capture_output=True)
     assert json.loads((out / "sweep.json").read_text())["devices"]["count"] == 4
