@@ -61,9 +61,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the indented JSON text :func:`write_json` writes (NaN as null)."""
+    return json.dumps(_nan_to_none(obj), indent=2) + "\n"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (NaN is written as null)."""
-    write_text(path, json.dumps(_nan_to_none(obj), indent=2) + "\n")
+    write_text(path, json_text(obj))
 
 
 def _nan_to_none(obj: Any) -> Any:

@@ -150,15 +150,23 @@ def test_experiment_writes_results_over_seeds_resumes_and_is_deterministic(tmp_p
     table = experiment.generation_table(first)
     assert len(table.splitlines()) == 1 + 2 * len(experiment.REGIMES)
     # Seed 0 alone, in a fresh folder: the same numbers as seed 0 of the two-seed run.
-    again = experiment.run_experiment(MICRO_PRESET, tmp_path / "b", seeds=1, progress=False)
-    assert again["per_seed"][0] == first["per_seed"][0]
+    again = experiment.Experiment(dataclasses.replace(MICRO_PRESET, seed=0), tmp_path / "b" / "seed0", False).run()
+    assert again == first["per_seed"][0]
 
-    # Resume: nothing is retrained.
+    # Resume: nothing is retrained, and the figures of unchanged results are not redrawn.
     def no_training(*args, **kwargs):
         raise AssertionError("a finished generation was retrained")
 
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("the figures of unchanged results were redrawn")
+
     monkeypatch.setattr(experiment, "train", no_training)
-    assert experiment.run_experiment(MICRO_PRESET, tmp_path / "a", seeds=2, progress=False)["summary"] == summary
+    monkeypatch.setattr(experiment.plots, "write_figures", no_drawing)
+    resumed = experiment.run_experiment(MICRO_PRESET, tmp_path / "a", seeds=2, progress=False)
+    assert resumed["summary"] == summary and resumed["figures"] == first["figures"]
+    (tmp_path / "a" / "lm_mixing.png").unlink()  # negative control: a missing figure is drawn again
+    with pytest.raises(AssertionError, match="redrawn"):
+        experiment.run_experiment(MICRO_PRESET, tmp_path / "a", seeds=2, progress=False)
     with pytest.raises(InputError, match="holds a run of another preset"):
         experiment.run_experiment(dataclasses.replace(MICRO_PRESET, n_docs=20), tmp_path / "a", progress=False)
 

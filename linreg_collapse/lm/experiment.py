@@ -38,7 +38,7 @@ import numpy as np
 from scipy import stats
 
 from ..errors import require
-from ..io import atomic_path, write_json
+from ..io import atomic_path, json_text, write_json
 from ..progress import Progress, inner
 from . import plots
 from .data import VOCAB_SIZE, Corpus, MarkovWordSource, corpus_from_texts, corpus_to_texts
@@ -314,7 +314,8 @@ def summarise(per_seed: list[dict]) -> dict:
 
 def run_experiment(preset: Preset, out_dir, seeds: int = 5, progress=True) -> dict:
     """Run (or resume) the experiment for seeds 0..seeds-1; writes ``results.json`` (every seed's
-    metrics, their summary and the theory curves) and the figures into ``out_dir``."""
+    metrics, their summary and the theory curves) and the figures into ``out_dir``. A rerun whose results
+    equal the stored ``results.json`` keeps the figures already there."""
     require(seeds >= 1, f"--seeds {seeds} must be at least 1")
     per_seed = [Experiment(dataclasses.replace(preset, seed=s), Path(out_dir) / f"seed{s}", progress).run()
                 for s in range(seeds)]
@@ -326,7 +327,12 @@ def run_experiment(preset: Preset, out_dir, seeds: int = 5, progress=True) -> di
         "per_seed": per_seed,
     }
     results["theory"] = plots.theory_curves(results)
-    write_json(Path(out_dir) / "results.json", results)
+    stored = Path(out_dir) / "results.json"
+    files = plots.figure_files(out_dir)
+    if stored.exists() and stored.read_text() == json_text(results) and all(f.exists() for f in files):
+        results["figures"] = [str(f) for f in files[:-1]]  # a rerun with nothing new: the figures stand
+        return results
+    write_json(stored, results)
     results["figures"] = plots.write_figures(results, out_dir)
     return results
 

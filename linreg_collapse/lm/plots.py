@@ -239,16 +239,24 @@ def _save(fig, path: Path) -> str:
     return str(path)
 
 
+FIGURES = {
+    "lm_excess_vs_theory": figure_excess_vs_theory,
+    "lm_excess_vs_edit_share": figure_excess_vs_edit_share,
+    "lm_data_stats": figure_data_stats,
+    "lm_mixing": figure_mixing,
+}
+"""Every figure of the experiment by file stem, in drawing order."""
+
+
+def figure_files(out_dir) -> list[Path]:
+    """The files :func:`write_figures` writes into ``out_dir``: the figures, then ``captions.md``."""
+    return [Path(out_dir) / f"{name}.png" for name in FIGURES] + [Path(out_dir) / "captions.md"]
+
+
 def write_figures(results: dict, out_dir) -> list[str]:
     """Write the four figures and ``captions.md`` into ``out_dir``; returns the figure paths."""
     out = Path(out_dir)
-    figures = {
-        "lm_excess_vs_theory": figure_excess_vs_theory,
-        "lm_excess_vs_edit_share": figure_excess_vs_edit_share,
-        "lm_data_stats": figure_data_stats,
-        "lm_mixing": figure_mixing,
-    }
     with figure_style():
-        paths = [_save(draw(results), out / f"{name}.png") for name, draw in figures.items()]
-    write_text(out / "captions.md", "".join(f"**{name}.png**: {CAPTIONS[name](results)}\n\n" for name in figures))
+        paths = [_save(draw(results), out / f"{name}.png") for name, draw in FIGURES.items()]
+    write_text(out / "captions.md", "".join(f"**{name}.png**: {CAPTIONS[name](results)}\n\n" for name in FIGURES))
     return paths
