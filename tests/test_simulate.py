@@ -18,6 +18,7 @@ sim = importlib.import_module("linreg_collapse.simulate")  # the module (the pac
 # One shape for every statistical test: JAX compiles each (regime, T, d, generations) once.
 SHAPE = dict(T=40, d=8, generations=5, sigma=0.7, seed=11)
 TRIALS = 3000
+FEW = 64  # trials of the non-statistical tests: one trial count, so they share compiled programs
 Z = 4.0  # a check passes when |simulated mean - formula| <= Z standard errors, at every generation
 
 
@@ -70,19 +71,19 @@ def test_perturb_random_masks_add_p_per_generation(p):
     assert not agrees(result, 1 + result.generation * 2 * p_realised), "negative control: twice the edit fraction"
 
 
-def _edit_with_masks(masks, trials=64):
+def _edit_with_masks(masks, trials=FEW):
     return SimConfig(regime="edit", edit_op="resample", mask="file", masks=masks, trials=trials, **SHAPE)
 
 
 def test_resample_with_identity_mask_is_replace_draw_for_draw():
     ones = np.ones((SHAPE["generations"], SHAPE["T"]))
     edited = sim.run_trials(_edit_with_masks(ones))[0]
-    replaced = sim.run_trials(SimConfig(regime="replace", trials=64, sampler="labels", **SHAPE))[0]
+    replaced = sim.run_trials(SimConfig(regime="replace", trials=FEW, sampler="labels", **SHAPE))[0]
     # The same draws through two programs: equal up to the order the compiler sums in (a few ulp).
     np.testing.assert_allclose(edited, replaced, rtol=1e-12, atol=0)
-    full_random = SimConfig(regime="edit", edit_op="resample", mask="random", edit_fraction=1.0, trials=64, **SHAPE)
+    full_random = SimConfig(regime="edit", edit_op="resample", mask="random", edit_fraction=1.0, trials=FEW, **SHAPE)
     np.testing.assert_allclose(sim.run_trials(full_random)[0], replaced, rtol=1e-12, atol=0)
-    half = SimConfig(regime="edit", edit_op="resample", mask="random", edit_fraction=0.5, trials=64, **SHAPE)
+    half = SimConfig(regime="edit", edit_op="resample", mask="random", edit_fraction=0.5, trials=FEW, **SHAPE)
     assert not np.allclose(sim.run_trials(half)[0], replaced, rtol=1e-6), "negative control: half the labels edited"
 
 
@@ -95,7 +96,7 @@ def test_zero_mask_keeps_generation_zero(edit_op):
 
 
 def test_same_seed_is_bit_identical_and_other_seed_differs():
-    cfg = SimConfig(regime="edit", edit_op="resample", mask="disjoint", edit_fraction=0.3, decay=0.5, trials=50, **SHAPE)
+    cfg = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.3, decay=0.5, trials=FEW, **SHAPE)
     first, second = sim.run_trials(cfg), sim.run_trials(cfg)
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
     other = sim.run_trials(dataclasses.replace(cfg, seed=cfg.seed + 1))
@@ -103,10 +104,10 @@ def test_same_seed_is_bit_identical_and_other_seed_differs():
 
 
 def test_disjoint_schedule_edits_each_position_at_most_once():
-    cfg = SimConfig(regime="edit", mask="disjoint", edit_fraction=0.4, decay=0.9, trials=20, **SHAPE)
+    cfg = SimConfig(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.4, decay=0.9, trials=FEW, **SHAPE)
     fractions = sim.run_trials(cfg)[1]
     expected = np.minimum(np.round(40 * 0.4 * 0.9 ** np.arange(5)), 40 - np.concatenate([[0], np.cumsum(np.round(40 * 0.4 * 0.9 ** np.arange(4)))]))
-    np.testing.assert_allclose(fractions[:, 1:], np.broadcast_to(np.maximum(expected, 0) / 40, (20, 5)), atol=1e-12)
+    np.testing.assert_allclose(fractions[:, 1:], np.broadcast_to(np.maximum(expected, 0) / 40, (FEW, 5)), atol=1e-12)
     assert np.all(fractions.sum(axis=1) <= 1 + 1e-12)
 
 
@@ -187,9 +188,9 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
     dict(regime="edit", edit_op="perturb", mask="disjoint", edit_fraction=0.3, decay=0.7),
 ], ids=lambda o: "-".join(str(v) for v in o.values()))
 def test_jitted_simulator_matches_numpy_loop(overrides):
-    cfg = SimConfig(trials=3, sampler="labels", **{**SHAPE, **overrides})
+    cfg = SimConfig(trials=FEW, sampler="labels", **{**SHAPE, **overrides})
     errors = sim.run_trials(cfg)[0]
-    for trial in range(cfg.trials):
+    for trial in range(3):
         np.testing.assert_allclose(errors[trial], _numpy_reference(cfg, trial), rtol=1e-9)
 
 
