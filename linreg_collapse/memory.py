@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import resource
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from .config import SimConfig
 from .errors import InputError
@@ -95,15 +95,17 @@ def plan_chunk(cfg: SimConfig, most: int) -> int:
     return int(max(1, min(most, budget // trial_bytes(cfg))))
 
 
-def check_fits(cfg: SimConfig) -> tuple[int, str]:
+def check_fits(cfg: SimConfig, setting: Callable[[str], str] = "--{}".format) -> tuple[int, str]:
     """(bytes available, source) when one trial of ``cfg`` fits; else InputError naming the size needed,
-    the size available and the flags to lower."""
+    the size available and the settings to lower, spelled by ``setting`` (command-line flags by default;
+    ``sweep`` names its grid keys)."""
     available, source = available_bytes()
     needed = chunk_bytes(cfg, 1)
     if needed > available:
-        flags = "--T or --d" + (", or --generations" if cfg.regime == "accumulate-subsample" else "")
+        flags = f"{setting('T')} or {setting('d')}"
+        flags += f", or {setting('generations')}" if cfg.regime == "accumulate-subsample" else ""
         if cfg.dtype == "float64":
-            flags += " (or use --dtype float32)"
+            flags += f" (or use {setting('dtype')} float32)"
         raise InputError(f"one trial needs about {format_bytes(needed)} (T={cfg.T}, d={cfg.d}, "
                          f"{cfg.generations} generations, {cfg.dtype}) but {format_bytes(available)} is "
                          f"available ({source}): lower {flags}")

@@ -287,7 +287,7 @@ def _resource_message(err: Exception, c: int, n_chunks: int, chunk: int, checkpo
     """One line for a failure inside JAX: its first line, where the run stopped, what was kept."""
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     kept = (f"{c} finished chunks kept in {checkpoint}; rerun the same command to resume" if checkpoint
-            else "nothing kept (use --json to checkpoint finished chunks)")
+            else "nothing kept (checkpoint finished chunks with --json, or checkpoint= in Python)")
     return f"JAX failed in chunk {c + 1}/{n_chunks} ({chunk} trials): {first[:300]}; {kept}"
 
 

@@ -179,7 +179,7 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike | 
 def _memory_problem(cfg: SimConfig) -> Optional[str]:
     """Why one trial of ``cfg`` cannot fit in the memory available (:func:`.memory.check_fits`), or None."""
     try:
-        check_fits(cfg)
+        check_fits(cfg, setting=str)  # the grid keys: T, d, generations, dtype
     except InputError as err:
         return str(err)
     return None

@@ -136,7 +136,7 @@ def test_configurations_too_large_are_skipped_and_a_rerun_runs_only_them(swept, 
     lines = capsys.readouterr().err.splitlines()
     needed = f"one trial needs about {memory.format_bytes(memory.chunk_bytes(big, 1))}"
     reports = [line for line in lines if line.startswith("sweep: skipped configuration {")]
-    assert len(reports) == 4 and all(f"T={big_T}}}: {needed}" in line and "lower --T or --d" in line
+    assert len(reports) == 4 and all(f"T={big_T}}}: {needed}" in line and ": lower T or d" in line
                                      and f"{memory.format_bytes(available)} is available" in line for line in reports)
     assert "4 of 8 configurations skipped" in lines[-1] and not any("Traceback" in line for line in lines)
     written = pd.read_csv(out / "results.csv")
