@@ -27,6 +27,8 @@ import os
 import shutil
 import tempfile
 
+import pytest
+
 CACHE_ENV = "JAX_COMPILATION_CACHE_DIR"
 TEST_COMPILE_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 
@@ -39,6 +41,24 @@ if CACHE_ENV not in os.environ:  # the controller (or a plain run) creates it; x
     _OWNED_CACHE = tempfile.mkdtemp(prefix="linreg-test-jax-cache-")
     os.environ[CACHE_ENV] = _OWNED_CACHE
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program, however quick
+
+
+# Scheduling over the xdist workers (``--dist loadgroup --no-loadscope-reorder`` in pyproject.toml): the tests
+# of a module run on one worker, so its module fixtures are built once, except SPREAD modules, whose tests share
+# nothing and run wherever a worker is free. Scopes start in collection order, which puts the longest first
+# (LONGEST_FIRST, measured with ``--durations``), so the two workers finish together rather than one waiting
+# on a long module that started last.
+SPREAD = ("test_notebooks.py",)
+LONGEST_FIRST = ("test_figures.py", "test_notebooks.py", "test_mutants.py", "test_lm_cli.py", "test_no_hang.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise
 
 
 def pytest_unconfigure(config):

@@ -15,13 +15,10 @@ from linreg_collapse.cli import main
 from linreg_collapse.config import SimConfig
 from linreg_collapse.errors import InputError
 
-R = th.results()
-
-
 def rel(name: str, **values) -> float:
     """Result ``name`` in units of BASE (sigma = 1, T = 50, d = 10 unless given)."""
     values = {"sigma": 1.0, "T": 50, "d": 10, **values}
-    return th.evaluate(R[name], **values) / (values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1))
+    return th.evaluate(th.results()[name], **values) / (values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1))
 
 
 def resample_random_direct(q: float, gamma: float, generations: int) -> np.ndarray:
@@ -49,7 +46,7 @@ def gaussian_process_direct(fractions) -> np.ndarray:
 
 def test_base_replace_and_paper_convention():
     assert rel("ols") == pytest.approx(1.0)
-    assert th.evaluate(R["ols"], sigma=2.0, T=50, d=10) == pytest.approx(4 * 10 / 39)
+    assert th.evaluate(th.results()["ols"], sigma=2.0, T=50, d=10) == pytest.approx(4 * 10 / 39)
     for n in range(5):
         assert rel("replace", n=n) == pytest.approx(n + 1)
         assert rel("replace-paper-convention", m=n + 1) == pytest.approx(rel("replace", n=n))
@@ -58,7 +55,7 @@ def test_base_replace_and_paper_convention():
 def test_accumulate_sum_and_supremum():
     for n in range(6):
         assert rel("accumulate", n=n) == pytest.approx(sum(1 / k**2 for k in range(1, n + 2)), rel=1e-12)
-    assert float(R["accumulate-sup"].relative) == pytest.approx(math.pi**2 / 6, rel=1e-15)
+    assert float(th.results()["accumulate-sup"].relative) == pytest.approx(math.pi**2 / 6, rel=1e-15)
     np.testing.assert_allclose(th.relative_error_curve("accumulate", np.zeros(4)),
                                np.cumsum(1 / np.arange(1, 6) ** 2), rtol=1e-12)
 
