@@ -242,6 +242,8 @@ def default_checks(seed: int = 0, reduced: bool = False) -> list[Check]:
     first = cfg(edit_op="resample", **small)
     both("edit resample, generation 1", "edit-resample-first", first, 1, "equal",
          lambda: _rel("edit-resample-first", first, k=8))
+    both("edit resample, generation 2", "edit-resample-second", first, 2, "equal",
+         lambda: _rel("edit-resample-second", first, k=8))
 
     # resample, random masks: the proportional limit at d/T = 0.4, q = 0.3 (finite-T error measured ~0.1%).
     res = cfg(regime="edit", edit_op="resample", edit_fraction=0.3, T=100, d=40, generations=G, trials=128)

@@ -3,6 +3,7 @@ beyond), as recurrences in units of BASE that sympy solves, sums and takes to th
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -100,6 +101,10 @@ def results() -> list[Result]:
     add(Result("edit-resample-first", "edit", "exact", resample_first_generation(leverage_second_moment()) * BASE,
                f"resample, generation 1 only, a 0/1 mask of k positions chosen uniformly (q = k/T), independent "
                f"of noise and design; {GAUSSIAN}", "resample", ("random", "disjoint")))
+    add(Result("edit-resample-second", "edit", "exact", resample_second_generation() * BASE,
+               "resample, generations 1 and 2, k positions drawn uniformly afresh each generation (q = k/T), "
+               f"independent of noise and design; {GAUSSIAN}: the exact reduction to nu_j = E 1^T (P o P)^j 1/T "
+               "with nu_3 from the two-row law of H (TWO_ROW_LAWS)", "resample", ("random",)))
     add(Result("edit-resample-random", "edit", "limit", _resample_random_closed_form() * BASE,
                "resample, k = qT positions drawn uniformly afresh every generation, independent of noise and "
                "design; limit T, d -> infinity with d/T -> gamma (finite-T error O(1/T))", "resample", ("random",)))
@@ -164,6 +169,60 @@ def resample_first_generation(diag_sq: sp.Expr) -> sp.Expr:
     off_sq = sp.factor((d / T - diag_sq) / (T - 1))
     trace_hmhm = k * diag_sq + k * (k - 1) * off_sq
     return sp.factor((d + 2 * k * d / T - trace_hmhm) / d)
+
+
+_hs, _rho, _w = sp.symbols("h_s rho w")
+TWO_ROW_LAWS = {_hs: (d / 2, (T - d) / 2), _rho: (d / 2, (T - 1 - d) / 2), _w: (sp.Rational(1, 2), (d - 1) / 2)}
+"""Two rows s != t of a uniform rank-d projection H: h_s = H_ss ~ Beta(d/2, (T-d)/2); given row s, row t of the
+Stiefel factor is (I - q_s q_s^T)^(1/2) v with v a row of a (T-1) x d Stiefel matrix, so with independent
+rho = |v|^2 ~ Beta(d/2, (T-1-d)/2) and w = v_1^2/|v|^2 ~ Beta(1/2, (d-1)/2):
+H_st^2 = h_s (1 - h_s) rho w and H_tt = rho (1 - h_s w)."""
+PAIR_SQ = _hs * (1 - _hs) * _rho * _w
+OTHER_LEVERAGE = _rho * (1 - _hs * _w)
+
+
+def two_row_moment(poly: sp.Expr) -> sp.Expr:
+    """E[poly(h_s, rho, w)] under TWO_ROW_LAWS (independent Betas; moments by sympy.stats)."""
+    terms = sp.Poly(sp.expand(poly), _hs, _rho, _w).terms()
+    return sp.factor(sum(c * sp.Mul(*(_beta_moment(*TWO_ROW_LAWS[s], j) for s, j in zip((_hs, _rho, _w), powers)))
+                         for powers, c in terms))
+
+
+@functools.lru_cache(maxsize=None)
+def _beta_moment(a: sp.Expr, b: sp.Expr, power: int) -> sp.Expr:
+    return sp.gammasimp(expectation(Beta("x", a, b) ** power))
+
+
+NU = sp.IndexedBase("nu")
+"""nu[j] = E 1^T S^j 1 / T, S = P o P (Hadamard square of P = I - H)."""
+
+
+def resample_random_reduction(generation: int) -> sp.Expr:
+    """E_test(w_n)/BASE, exact, for resample with random k-subset masks, in the moments nu[0..n+1]:
+    1 + n q + (q - r)/d sum_{m<n} E h^T x_m with x_{m+1} = (1 - 2q + r) x_m + (q - r) S x_m + q S 1, x_0 = S 1,
+    r = q(k-1)/(T-1), h = 1 - S 1 (docs/theory.md, resample (e)); x_m is a polynomial in S applied to 1."""
+    S = sp.Symbol("S")
+    q_, r = k / T, k * (k - 1) / (T * (T - 1))
+    x, total = S, sp.Integer(0)
+    for _ in range(generation):
+        poly = sp.Poly(sp.expand(x), S)
+        total += sum(c * T * (NU[j] - NU[j + 1]) for (j,), c in poly.terms())  # h^T S^j 1 = T (nu_j - nu_j+1)
+        x = (1 - 2 * q_ + r) * x + (q_ - r) * S * x + q_ * S
+    return 1 + generation * q_ + (q_ - r) / d * total
+
+
+def low_moments(pair: Optional[sp.Expr] = None) -> dict:
+    """nu[0..3] exactly: 1, 1 - d/T, E(1 - H_tt)^2, E(1 - H_tt)^4 + (T-1) E[(1-H_ss)(1-H_tt) H_st^2]
+    (1^T S^3 1 = sum_{s,t} P_ss P_tt P_st^2); ``pair`` overrides the two-row moment (mutants)."""
+    if pair is None:
+        pair = two_row_moment((1 - _hs) * (1 - OTHER_LEVERAGE) * PAIR_SQ)
+    return {NU[0]: 1, NU[1]: 1 - d / T, NU[2]: two_row_moment((1 - _hs) ** 2),
+            NU[3]: two_row_moment((1 - _hs) ** 4) + (T - 1) * pair}
+
+
+def resample_second_generation(pair: Optional[sp.Expr] = None) -> sp.Expr:
+    """E_test(w_2)/BASE, exact at every T > d + 1: resample_random_reduction(2) at low_moments(pair)."""
+    return sp.factor(resample_random_reduction(2).subs(low_moments(pair)))
 
 
 _lev_mean, _lev_spread = sp.symbols("A B")
