@@ -211,6 +211,7 @@ def resample_random_reduction(generation: int) -> sp.Expr:
     return 1 + generation * q_ + (q_ - r) / d * total
 
 
+@functools.lru_cache(maxsize=None)
 def low_moments(pair: Optional[sp.Expr] = None) -> dict:
     """nu[0..3] exactly: 1, 1 - d/T, E(1 - H_tt)^2, E(1 - H_tt)^4 + (T-1) E[(1-H_ss)(1-H_tt) H_st^2]
     (1^T S^3 1 = sum_{s,t} P_ss P_tt P_st^2); ``pair`` overrides the two-row moment (mutants)."""
