@@ -1,5 +1,6 @@
-"""Token-level editing on a fixed design: ``perturb`` (exact) and ``resample`` (generation 1 exact, limits
-beyond), as recurrences in units of BASE that sympy solves, sums and takes to the continuum."""
+"""Token-level editing on a fixed design: ``perturb`` (exact) and ``resample`` (generations 1 and 2 exact with
+random masks, first order in 1/T and limits beyond), as recurrences in units of BASE that sympy solves, sums
+and takes to the continuum."""
 
 from __future__ import annotations
 
@@ -212,18 +213,17 @@ def resample_random_reduction(generation: int) -> sp.Expr:
 
 
 @functools.lru_cache(maxsize=None)
-def low_moments(pair: Optional[sp.Expr] = None) -> dict:
+def low_moments() -> dict:
     """nu[0..3] exactly: 1, 1 - d/T, E(1 - H_tt)^2, E(1 - H_tt)^4 + (T-1) E[(1-H_ss)(1-H_tt) H_st^2]
-    (1^T S^3 1 = sum_{s,t} P_ss P_tt P_st^2); ``pair`` overrides the two-row moment (mutants)."""
-    if pair is None:
-        pair = two_row_moment((1 - _hs) * (1 - OTHER_LEVERAGE) * PAIR_SQ)
+    (1^T S^3 1 = sum_{s,t} P_ss P_tt P_st^2)."""
+    pair = two_row_moment((1 - _hs) * (1 - OTHER_LEVERAGE) * PAIR_SQ)
     return {NU[0]: 1, NU[1]: 1 - d / T, NU[2]: two_row_moment((1 - _hs) ** 2),
             NU[3]: two_row_moment((1 - _hs) ** 4) + (T - 1) * pair}
 
 
-def resample_second_generation(pair: Optional[sp.Expr] = None) -> sp.Expr:
-    """E_test(w_2)/BASE, exact at every T > d + 1: resample_random_reduction(2) at low_moments(pair)."""
-    return sp.factor(resample_random_reduction(2).subs(low_moments(pair)))
+def resample_second_generation() -> sp.Expr:
+    """E_test(w_2)/BASE, exact at every T > d + 1: resample_random_reduction(2) at low_moments()."""
+    return sp.factor(resample_random_reduction(2).subs(low_moments()))
 
 
 _lev_mean, _lev_spread = sp.symbols("A B")
@@ -239,8 +239,8 @@ def _resample_random_finite() -> tuple[sp.ImmutableMatrix, sp.ImmutableMatrix]:
     S delta = -eps 1 + (1-gamma)^2 delta + (bulk), eps = |delta|^2/T -> Var H_tt (Beta(d/2, (T-d)/2)); the
     bulk of S concentrates at (1-gamma)^2, so dropping it changes E_test by O(1/T^2). State (a, A, B):
     a = E_test/BASE, diag(D) = A 1 + B delta."""
-    pair = q * (q * T - 1) / (T - 1)
-    keep, mix = 1 - 2 * q + pair, q - pair
+    r = q * (q * T - 1) / (T - 1)
+    keep, mix = 1 - 2 * q + r, q - r
     spread = sp.factor((leverage_second_moment() - (d / T) ** 2).subs(d, gamma * T))
     hadamard = sp.Matrix([[1 - gamma, -spread], [-1, (1 - gamma) ** 2]])  # columns: S 1, S delta in (1, delta)
     diag = sp.Matrix([_lev_mean, _lev_spread])
