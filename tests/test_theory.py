@@ -141,7 +141,7 @@ def test_resample_random_finite_T():
 def test_resample_second_generation_exact():
     """The reduction to nu_j gives (a) at n = 1 (sympy identity); generation 2 against the exact mask average on
     20000 Haar designs at T=8, d=2, k=4 within 4 standard errors (no tolerance: it is exact), where the limit
-    moments nu_j = (1 - d/T)^j (1.5% high) are rejected by the same check; and the first-order recursion (e)
+    moments nu_j = (1 - d/T)^j (3.6% high) are rejected by the same check; and the first-order recursion (e)
     differs from it by O(1/T^2) (a factor ~100 from T = 400 to 4000 at d/T = 1/4, k/T = 1/2)."""
     ed = th.editing
     first = ed.resample_random_reduction(1).subs(ed.low_moments()) - ed.resample_first_generation(
