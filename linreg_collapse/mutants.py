@@ -97,6 +97,12 @@ def registry() -> tuple[Mutant, ...]:
                steps=(("RESAMPLE_RANDOM_STEP", _row(random_step, 1, b * (1 - q) + q)),)),
         Mutant("resample-random-gamma0", "proportional limit taken at gamma = 0",
                steps=(("RESAMPLE_RANDOM_STEP", random_step.subs(gamma, 0)),)),
+        Mutant("resample-second-limit-moments", "dropped finite-T terms: nu_j -> (1 - d/T)^j at generation 2",
+               (("edit-resample-second", lambda _: editing.resample_random_reduction(2).subs(
+                   {editing.NU[j]: (1 - d / T) ** j for j in range(4)}) * BASE),)),
+        Mutant("resample-random-finite-as-limit", "dropped finite-T terms: the proportional limit used at finite T",
+               steps=(("RESAMPLE_RANDOM_FINITE_STEP", editing.RESAMPLE_RANDOM_FINITE_STEP.applyfunc(
+                   lambda row: sp.limit(row, T, sp.oo))),)),
         Mutant("resample-disjoint-no-q^2", "dropped q^2 term of the x update",
                steps=(("RESAMPLE_DISJOINT_STEP", _row(disjoint_step, 0, x + q * (1 + x) - q * (l - 1))),)),
         Mutant("disjoint-sup-2e^Q", "supremum made larger (2e^Q - 1 -> 2e^Q)",

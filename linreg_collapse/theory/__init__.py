@@ -77,7 +77,9 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
     * ``edit`` with ``edit_op="perturb"``: 1 + sum_{i<=n} p_i, exact, any mask independent of the data
       (``fractions[i]`` = mean of diag M_{i+1}^2, the edit fraction for 0/1 masks);
     * ``edit`` with ``edit_op="resample"`` and ``mask="random"`` (masks drawn afresh each generation):
-      the proportional limit a_n of RESAMPLE_RANDOM_STEP with gamma = d/T (gamma = 0 when T, d are None);
+      at T, d the finite-T recursion RESAMPLE_RANDOM_FINITE_STEP (first order in 1/T, exact at n = 1; the
+      proportional limit of RESAMPLE_RANDOM_STEP is :func:`.editing.resample_random_curve` without T), and
+      the d/T -> 0 limit when T, d are None;
     * ``edit`` with ``edit_op="resample"`` and ``mask="disjoint"`` (each position edited at most once):
       the proportional limit at gamma = d/T of the cavity process RESAMPLE_DISJOINT_CAVITY
       (:func:`.editing.resample_disjoint_cavity`); with T, d None the d/T -> 0 limit 1 + 2 x_n + y_n of
@@ -96,7 +98,8 @@ def relative_error_curve(regime: str, fractions=None, *, edit_op: str = "perturb
 
 
 def theory_kind(cfg: SimConfig) -> Optional[str]:
-    """"exact", "limit" (proportional limit at gamma = d/T) or None: what :func:`expected_relative_error` gives
+    """"exact", "limit" (proportional limit at gamma = d/T; resample with random masks: its first-order finite-T
+    correction, remainder O(1/T^2)) or None: what :func:`expected_relative_error` gives
     (OLS configurations only; ridge and minimum-norm: :func:`.ridge.expected_error`)."""
     if not cfg.is_ols:
         return None

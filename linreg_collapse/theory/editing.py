@@ -1,8 +1,10 @@
-"""Token-level editing on a fixed design: ``perturb`` (exact) and ``resample`` (generation 1 exact, limits
-beyond), as recurrences in units of BASE that sympy solves, sums and takes to the continuum."""
+"""Token-level editing on a fixed design: ``perturb`` (exact) and ``resample`` (generations 1 and 2 exact with
+random masks, first order in 1/T and limits beyond), as recurrences in units of BASE that sympy solves, sums
+and takes to the continuum."""
 
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import numpy as np
@@ -100,6 +102,10 @@ def results() -> list[Result]:
     add(Result("edit-resample-first", "edit", "exact", resample_first_generation(leverage_second_moment()) * BASE,
                f"resample, generation 1 only, a 0/1 mask of k positions chosen uniformly (q = k/T), independent "
                f"of noise and design; {GAUSSIAN}", "resample", ("random", "disjoint")))
+    add(Result("edit-resample-second", "edit", "exact", resample_second_generation() * BASE,
+               "resample, generations 1 and 2, k positions drawn uniformly afresh each generation (q = k/T), "
+               f"independent of noise and design; {GAUSSIAN}: the exact reduction to nu_j = E 1^T (P o P)^j 1/T "
+               "with nu_3 from the two-row law of H (TWO_ROW_LAWS)", "resample", ("random",)))
     add(Result("edit-resample-random", "edit", "limit", _resample_random_closed_form() * BASE,
                "resample, k = qT positions drawn uniformly afresh every generation, independent of noise and "
                "design; limit T, d -> infinity with d/T -> gamma (finite-T error O(1/T))", "resample", ("random",)))
@@ -108,6 +114,12 @@ def results() -> list[Result]:
     add(Result("edit-resample-random-slope", "edit", "limit", slope * BASE,
                "growth per generation of edit-resample-random once b_n reaches its fixed point",
                "resample", ("random",)))
+    add(Result("edit-resample-random-finite", "edit", "limit", sp.Function("a")(n) * BASE,
+               "resample, k = qT positions drawn uniformly afresh every generation, independent of noise and "
+               f"design; {GAUSSIAN}; finite T to first order in 1/T at fixed d/T (remainder O(1/T^2), exact at "
+               "n = 1): a(n) of RESAMPLE_RANDOM_FINITE_STEP (resample_random_curve), from the exact reduction to "
+               "the Hadamard square P o P and the leverage variance 2 gamma (1 - gamma)/(T + 2)",
+               "resample", ("random",), value=_resample_random_finite_value))
     add(Result("edit-resample-disjoint", "edit", "limit", sp.Function("F2")(n) / gamma * BASE,
                "resample, each position edited at most once (masks disjoint, independent of noise and design), "
                "fractions q_i = p eta^(i-1) as realised at T; limit T, d -> infinity with d/T -> gamma (finite-T "
@@ -126,6 +138,15 @@ def results() -> list[Result]:
                "edit-resample-disjoint-sup, kept as the elementary bound",
                "resample", ("disjoint", "file")))
     return out
+
+
+def _resample_random_finite_value(values: dict) -> float:
+    """E_test(w_n) of edit-resample-random-finite at ``values`` (sigma, T, d, n, p), k = round(pT) as simulated."""
+    schedule = SimConfig(regime="edit", edit_op="resample", mask="random", T=int(values["T"]), d=int(values["d"]),
+                         edit_fraction=values["p"], generations=max(int(values["n"]), 1))
+    fractions = realised_fractions(schedule)[: int(values["n"])]
+    base = values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1)
+    return base * float(resample_random_curve(fractions, values["d"] / values["T"], int(values["T"]))[-1])
 
 
 def _resample_disjoint_value(values: dict) -> float:
@@ -149,6 +170,89 @@ def resample_first_generation(diag_sq: sp.Expr) -> sp.Expr:
     off_sq = sp.factor((d / T - diag_sq) / (T - 1))
     trace_hmhm = k * diag_sq + k * (k - 1) * off_sq
     return sp.factor((d + 2 * k * d / T - trace_hmhm) / d)
+
+
+_hs, _rho, _w = sp.symbols("h_s rho w")
+TWO_ROW_LAWS = {_hs: (d / 2, (T - d) / 2), _rho: (d / 2, (T - 1 - d) / 2), _w: (sp.Rational(1, 2), (d - 1) / 2)}
+"""Two rows s != t of a uniform rank-d projection H: h_s = H_ss ~ Beta(d/2, (T-d)/2); given row s, row t of the
+Stiefel factor is (I - q_s q_s^T)^(1/2) v with v a row of a (T-1) x d Stiefel matrix, so with independent
+rho = |v|^2 ~ Beta(d/2, (T-1-d)/2) and w = v_1^2/|v|^2 ~ Beta(1/2, (d-1)/2):
+H_st^2 = h_s (1 - h_s) rho w and H_tt = rho (1 - h_s w)."""
+PAIR_SQ = _hs * (1 - _hs) * _rho * _w
+OTHER_LEVERAGE = _rho * (1 - _hs * _w)
+
+
+def two_row_moment(poly: sp.Expr) -> sp.Expr:
+    """E[poly(h_s, rho, w)] under TWO_ROW_LAWS (independent Betas; moments by sympy.stats)."""
+    terms = sp.Poly(sp.expand(poly), _hs, _rho, _w).terms()
+    return sp.factor(sum(c * sp.Mul(*(_beta_moment(*TWO_ROW_LAWS[s], j) for s, j in zip((_hs, _rho, _w), powers)))
+                         for powers, c in terms))
+
+
+@functools.lru_cache(maxsize=None)
+def _beta_moment(a: sp.Expr, b: sp.Expr, power: int) -> sp.Expr:
+    return sp.gammasimp(expectation(Beta("x", a, b) ** power))
+
+
+NU = sp.IndexedBase("nu")
+"""nu[j] = E 1^T S^j 1 / T, S = P o P (Hadamard square of P = I - H)."""
+
+
+def resample_random_reduction(generation: int) -> sp.Expr:
+    """E_test(w_n)/BASE, exact, for resample with random k-subset masks, in the moments nu[0..n+1]:
+    1 + n q + (q - r)/d sum_{m<n} E h^T x_m with x_{m+1} = (1 - 2q + r) x_m + (q - r) S x_m + q S 1, x_0 = S 1,
+    r = q(k-1)/(T-1), h = 1 - S 1 (docs/theory.md, resample (e)); x_m is a polynomial in S applied to 1."""
+    S = sp.Symbol("S")
+    q_, r = k / T, k * (k - 1) / (T * (T - 1))
+    x, total = S, sp.Integer(0)
+    for _ in range(generation):
+        poly = sp.Poly(sp.expand(x), S)
+        total += sum(c * T * (NU[j] - NU[j + 1]) for (j,), c in poly.terms())  # h^T S^j 1 = T (nu_j - nu_j+1)
+        x = (1 - 2 * q_ + r) * x + (q_ - r) * S * x + q_ * S
+    return 1 + generation * q_ + (q_ - r) / d * total
+
+
+@functools.lru_cache(maxsize=None)
+def low_moments() -> dict:
+    """nu[0..3] exactly: 1, 1 - d/T, E(1 - H_tt)^2, E(1 - H_tt)^4 + (T-1) E[(1-H_ss)(1-H_tt) H_st^2]
+    (1^T S^3 1 = sum_{s,t} P_ss P_tt P_st^2)."""
+    pair = two_row_moment((1 - _hs) * (1 - OTHER_LEVERAGE) * PAIR_SQ)
+    return {NU[0]: 1, NU[1]: 1 - d / T, NU[2]: two_row_moment((1 - _hs) ** 2),
+            NU[3]: two_row_moment((1 - _hs) ** 4) + (T - 1) * pair}
+
+
+def resample_second_generation() -> sp.Expr:
+    """E_test(w_2)/BASE, exact at every T > d + 1: resample_random_reduction(2) at low_moments()."""
+    return sp.factor(resample_random_reduction(2).subs(low_moments()))
+
+
+_lev_mean, _lev_spread = sp.symbols("A B")
+
+
+def _resample_random_finite() -> tuple[sp.ImmutableMatrix, sp.ImmutableMatrix]:
+    """(step, start) of resample with random masks at finite T, to first order in 1/T (docs/theory.md, resample (e)).
+
+    Exact part: averaging over the k = qT-subset mask of each generation gives E_test(w_n)/BASE =
+    1 + sum_{m<n} [q + (q - r) h^T diag(D_m)/d] with r = q(k-1)/(T-1), h = diag H, D = P C P and
+    diag(D') = (1 - 2q + r) diag(D) + (q - r) S diag(D) + q S 1, S = P o P (Hadamard square).
+    First order: on the Krylov pair (1, delta), delta = h - gamma 1, S 1 = (1-gamma) 1 - delta exactly and
+    S delta = -eps 1 + (1-gamma)^2 delta + (bulk), eps = |delta|^2/T -> Var H_tt (Beta(d/2, (T-d)/2)); the
+    bulk of S concentrates at (1-gamma)^2, so dropping it changes E_test by O(1/T^2). State (a, A, B):
+    a = E_test/BASE, diag(D) = A 1 + B delta."""
+    r = q * (q * T - 1) / (T - 1)
+    keep, mix = 1 - 2 * q + r, q - r
+    spread = sp.factor((leverage_second_moment() - (d / T) ** 2).subs(d, gamma * T))
+    hadamard = sp.Matrix([[1 - gamma, -spread], [-1, (1 - gamma) ** 2]])  # columns: S 1, S delta in (1, delta)
+    diag = sp.Matrix([_lev_mean, _lev_spread])
+    new_diag = keep * diag + mix * hadamard * diag + q * hadamard[:, 0]
+    gain = q + mix * (gamma * _lev_mean + spread * _lev_spread) / gamma  # h^T diag(D)/d, |delta|^2 = eps T
+    step = sp.ImmutableMatrix([_a + gain, *(sp.expand(v) for v in new_diag)])
+    return step, sp.ImmutableMatrix([1, *hadamard[:, 0]])
+
+
+RESAMPLE_RANDOM_FINITE_STEP, RESAMPLE_RANDOM_FINITE_START = _resample_random_finite()
+"""resample, random masks, finite T to first order in 1/T (error O(1/T^2)); state RESAMPLE_RANDOM_FINITE_STATE."""
+RESAMPLE_RANDOM_FINITE_STATE = (_a, _lev_mean, _lev_spread)
 
 
 def resample_disjoint_value() -> sp.Expr:
@@ -201,13 +305,24 @@ def relative_edit_curve(fractions: np.ndarray, edit_op: str, T, d, mask: str) ->
         return iterate_recurrence(PERTURB_STEP, PERTURB_STATE, (1.0,), fractions, ratio, PERTURB_STATE[0])
     require(edit_op == "resample", f"edit_op={edit_op!r} must be perturb or resample")
     if mask == "random":
-        return iterate_recurrence(RESAMPLE_RANDOM_STEP, RESAMPLE_RANDOM_STATE, (1.0, 1.0), fractions, ratio, _a)
+        return resample_random_curve(fractions, ratio, T)
     require(mask == "disjoint", f"mask={mask!r}: resample theory exists for random and disjoint masks")
     require(float(fractions.sum()) <= 1 + 1e-12, "disjoint fractions must sum to at most 1")
     if T is not None:
         return resample_disjoint_cavity(fractions, ratio)
     return iterate_recurrence(RESAMPLE_DISJOINT_STEP, RESAMPLE_DISJOINT_STATE, (0.0, 0.0, 1.0), fractions, 0.0,
                     RESAMPLE_DISJOINT_ERROR)
+
+
+def resample_random_curve(fractions: np.ndarray, ratio: float, samples: Optional[int] = None) -> np.ndarray:
+    """E_test(w_n)/BASE, n = 0..N, for resample with random masks: the proportional limit a_n of
+    RESAMPLE_RANDOM_STEP at d/T -> ``ratio`` (``samples`` None), or at T = ``samples``, d = ratio T the finite-T
+    recursion RESAMPLE_RANDOM_FINITE_STEP (first order in 1/T, exact at generation 1)."""
+    if samples is None:
+        return iterate_recurrence(RESAMPLE_RANDOM_STEP, RESAMPLE_RANDOM_STATE, (1.0, 1.0), fractions, ratio, _a)
+    start = tuple(float(v) for v in RESAMPLE_RANDOM_FINITE_START.subs(gamma, ratio))
+    return iterate_recurrence(RESAMPLE_RANDOM_FINITE_STEP.subs(T, samples), RESAMPLE_RANDOM_FINITE_STATE, start,
+                              fractions, ratio, _a)
 
 
 def resample_disjoint_cavity(fractions: np.ndarray, ratio: float) -> np.ndarray:
