@@ -150,7 +150,7 @@ def test_resample_second_generation_exact():
     limit_moments = ed.resample_random_reduction(2).subs({ed.NU[j]: (1 - th.d / th.T) ** j for j in range(4)})
     assert abs(mean - float(limit_moments.subs({th.T: 8, th.d: 2, th.k: 4}))) > 4 * se  # negative control
 
-    exact = R["edit-resample-second"].expr / th.BASE
+    exact = th.results()["edit-resample-second"].expr / th.BASE
     def gap(samples):
         first_order = th.relative_error_curve("edit", [0.5, 0.5], edit_op="resample", mask="random", T=samples,
                                               d=samples // 4)[2]
