@@ -134,7 +134,8 @@ def sample_gram_cholesky(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Arr
     return sqrt_eig[:, None] * A
 
 
-def sample_without_replacement(key: jax.Array, population, k: int, max_population: int | None = None) -> jax.Array:
+def sample_without_replacement(key: jax.Array, population, k: int,
+                               max_population: int | None = None) -> jax.Array:
     """k distinct indices, uniform among the k-subsets of {0, ..., population - 1} (population >= k; it may
     be traced if ``max_population`` bounds it), in O(k log k): one sort of k integers, whatever the population.
 
