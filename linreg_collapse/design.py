@@ -143,16 +143,17 @@ def sample_without_replacement(key: jax.Array, population, k: int,
     pick r_i, or j_i if r_i was picked before. The r_i are drawn at once and the sequential test is
     resolved without a loop: r_i was picked before iff it equals an earlier r_m, or r_i = j_m for an
     earlier step m that itself collided (picks before step i are all < j_i). An earlier equal r_m is the
-    predecessor of (r_i, i) in the sorted pairs (one sort of the integers r_i k + i while
-    max_population x k < 2^31, else a stable sort of r carrying i). The second case chains to a strictly
+    predecessor of (r_i, i) in the sorted pairs (one sort of the integers r_i 2^b + i, 2^b >= k, while
+    max_population 2^b < 2^31, else a stable sort of r carrying i). The second case chains to a strictly
     earlier step; the chains are followed by pointer jumping, ceil(log2 k) gathers.
     """
     step = jnp.arange(k, dtype=jnp.int32)
     last = population - k + step  # j_i
     r = jax.random.randint(key, (k,), 0, last + 1, dtype=jnp.int32)
-    if (population if max_population is None else max_population) * k < 2**31:
-        packed = jnp.sort(r * k + step)
-        r_sorted, step_sorted = packed // k, packed % k
+    bits = max(1, (k - 1).bit_length())  # step < 2^bits
+    if (population if max_population is None else max_population) << bits < 2**31:
+        packed = jnp.sort((r << bits) | step)  # shifts, not a division by k: unpacking is cheap
+        r_sorted, step_sorted = packed >> bits, packed & ((1 << bits) - 1)
     else:
         r_sorted, step_sorted = jax.lax.sort((r, step), num_keys=1, is_stable=True)
     after_equal = jnp.concatenate([jnp.zeros(1, bool), r_sorted[1:] == r_sorted[:-1]])

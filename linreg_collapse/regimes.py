@@ -212,8 +212,9 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
             chol_s = est.factor(Xs, params.ridge * T)
             w = est.fit(chol_s, Xs, Ys)
         else:
-            counts = jnp.zeros(T, Ys.dtype).at[idx % T].add(1.0)
-            label_sums = jnp.zeros(T, Ys.dtype).at[idx % T].add(Ys)
+            row = jax.lax.rem(idx, jnp.asarray(T, idx.dtype))  # idx >= 0: C remainder, no sign fix-up
+            counts = jnp.zeros(T, Ys.dtype).at[row].add(1.0)
+            label_sums = jnp.zeros(T, Ys.dtype).at[row].add(Ys)
             if est.dual:
                 chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
             else:

@@ -87,7 +87,7 @@ def test_off_by_one_floyd_is_rejected():
 
 
 def test_both_sorts_of_the_duplicate_test_pick_the_same_indices():
-    """The packed sort (r_i k + i fits in 32 bits) and the stable sort used beyond it are the same draw;
+    """The packed sort (r_i 2^b + i fits in 31 bits) and the stable sort used beyond it are the same draw;
     Floyd's picks are distinct and in range. Negative control: dropping the duplicate test repeats indices."""
     keys = jax.random.split(jax.random.key(5), 200)
     packed = draw_subsets(sample_without_replacement, 300, 60, 200, seed=5)
