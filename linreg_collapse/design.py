@@ -96,6 +96,15 @@ def weighted_dual_fit(X: jax.Array, counts: jax.Array, label_sums: jax.Array, sh
     return chol, X.T @ (root * cho_solve((chol, True), rhs))
 
 
+def weighted_primal_fit(X: jax.Array, Xt: jax.Array, counts: jax.Array, label_sums: jax.Array, shift):
+    """(factor, w): the fit on a multiset of X's rows in the primal form (as :func:`weighted_dual_fit`):
+    w = (X^T C X + shift I)^{-1} X^T s, C = diag(counts), s = label_sums; the factor is that of
+    X^T C X + shift I. ``Xt`` = X^T, formed once by a caller that fits the same X again and again (a
+    transpose per call costs as much as the product): the multiset's Gram without gathering its rows."""
+    chol = shifted_cholesky((Xt * counts) @ X, shift)
+    return chol, cho_solve((chol, True), Xt @ label_sums)
+
+
 def estimator(T: int, d: int) -> Estimator:
     """The form a fit on T samples in dimension d uses: dual iff T < d."""
     return Estimator(dual=T < d)
@@ -125,20 +134,30 @@ def sample_gram_cholesky(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Arr
     return sqrt_eig[:, None] * A
 
 
-def sample_without_replacement(key: jax.Array, population: jax.Array, k: int) -> jax.Array:
-    """k distinct indices, uniform among the k-subsets of {0, ..., population - 1} (population >= k,
-    may be traced), in O(k^2) compares and no sort, whatever the population.
+def sample_without_replacement(key: jax.Array, population, k: int,
+                               max_population: int | None = None) -> jax.Array:
+    """k distinct indices, uniform among the k-subsets of {0, ..., population - 1} (population >= k; it may
+    be traced if ``max_population`` bounds it), in O(k log k): one sort of k integers, whatever the population.
 
     Floyd's algorithm: for i = 0..k-1 with j_i = population - k + i, draw r_i uniform on {0..j_i} and
     pick r_i, or j_i if r_i was picked before. The r_i are drawn at once and the sequential test is
     resolved without a loop: r_i was picked before iff it equals an earlier r_m, or r_i = j_m for an
-    earlier step m that itself collided (picks before step i are all < j_i). That second case chains to a
-    strictly earlier step; the chains are followed by pointer jumping, ceil(log2 k) gathers.
+    earlier step m that itself collided (picks before step i are all < j_i). An earlier equal r_m is the
+    predecessor of (r_i, i) in the sorted pairs (one sort of the integers r_i 2^b + i, 2^b >= k, while
+    max_population 2^b < 2^31, else a stable sort of r carrying i). The second case chains to a strictly
+    earlier step; the chains are followed by pointer jumping, ceil(log2 k) gathers.
     """
-    step = jnp.arange(k)
+    step = jnp.arange(k, dtype=jnp.int32)
     last = population - k + step  # j_i
     r = jax.random.randint(key, (k,), 0, last + 1, dtype=jnp.int32)
-    repeated = jnp.any((r[:, None] == r[None, :]) & (step[None, :] < step[:, None]), axis=1)
+    bits = max(1, (k - 1).bit_length())  # step < 2^bits
+    if (population if max_population is None else max_population) << bits < 2**31:
+        packed = jnp.sort((r << bits) | step)  # shifts, not a division by k: unpacking is cheap
+        r_sorted, step_sorted = packed >> bits, packed & ((1 << bits) - 1)
+    else:
+        r_sorted, step_sorted = jax.lax.sort((r, step), num_keys=1, is_stable=True)
+    after_equal = jnp.concatenate([jnp.zeros(1, bool), r_sorted[1:] == r_sorted[:-1]])
+    repeated = jnp.zeros(k, bool).at[step_sorted].set(after_equal)
     earlier = r - (population - k)  # m with r_i = j_m
     follows = ~repeated & (earlier >= 0) & (earlier < step)
     root = jnp.where(follows, earlier, step)

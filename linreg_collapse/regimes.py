@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from .design import (Estimator, estimator, sample_design, sample_gram_cholesky, sample_without_replacement,
-                     shifted_cholesky, weighted_dual_fit)
+                     shifted_cholesky, weighted_dual_fit, weighted_primal_fit)
 from .edits import EDIT_OPS, apply_edit
 from .masks import SCHEDULES
 
@@ -180,14 +180,14 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
 
 
 def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
-    """aux = (X_n, chol_n, pool_X, pool_Y): the newest design (the one synthetic data is drawn on) and
-    the (generations + 1) T pooled points, filled generation by generation. Labels sampler only: the fit
-    uses individual pooled points.
+    """aux = (X_n, chol_n, pool_X, pool_Y, X^T): the newest design (the one synthetic data is drawn on),
+    the (generations + 1) T pooled points, filled generation by generation, and for a fixed design its
+    transpose, formed once. Labels sampler only: the fit uses individual pooled points.
 
     With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
-    fixed design repeats rows; the dual form then fits the distinct rows with their multiplicities
-    (:func:`~linreg_collapse.design.weighted_dual_fit`) and the state keeps the selected rows with chol = their
-    factor in that grouping.
+    fixed design repeats rows; the fit uses X's rows with their multiplicities and label sums
+    (:func:`~linreg_collapse.design.weighted_primal_fit`, :func:`~linreg_collapse.design.weighted_dual_fit`:
+    no gathered T x d matrix) and the state keeps the selected rows with chol = their factor in that grouping.
     """
     pool_size = (generations + 1) * T
 
@@ -195,26 +195,31 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
         X, Y, chol, stat = _real_data(key, params, T, est, "labels", fresh)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
-        return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), (X, chol, pool_X, pool_Y))
+        aux = (X, chol, pool_X, pool_Y, () if fresh else X.T)
+        return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), aux)
 
     def step(state, key, params):
-        design_X, design_chol, pool_X, pool_Y = state.aux
+        design_X, design_chol, pool_X, pool_Y, design_Xt = state.aux
         n, (X, Y, chol, _), k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params,
                                                       T, est, "labels", fresh)
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
-        idx = sample_without_replacement(k_pool, (n + 1) * T, T)  # T of the (n + 1) T filled slots
+        idx = sample_without_replacement(k_pool, (n + 1) * T, T, pool_size)  # T of the (n + 1) T filled
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
-        if fresh or not est.dual:
+        if fresh:
             chol_s = est.factor(Xs, params.ridge * T)
             w = est.fit(chol_s, Xs, Ys)
         else:
-            counts = jnp.zeros(T, Ys.dtype).at[idx % T].add(1.0)
-            label_sums = jnp.zeros(T, Ys.dtype).at[idx % T].add(Ys)
-            chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
-        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y)), jnp.nan
+            row = jax.lax.rem(idx, jnp.asarray(T, idx.dtype))  # idx >= 0: C remainder, no sign fix-up
+            counts = jnp.zeros(T, Ys.dtype).at[row].add(1.0)
+            label_sums = jnp.zeros(T, Ys.dtype).at[row].add(Ys)
+            if est.dual:
+                chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
+            else:
+                chol_s, w = weighted_primal_fit(design_X, design_Xt, counts, label_sums, params.ridge * T)
+        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y, design_Xt)), jnp.nan
 
     return Regime(init, step)
 

@@ -105,11 +105,11 @@ def base_unit(cfg: SimConfig) -> tuple[Optional[float], str]:
 
 
 def make_params(cfg: SimConfig) -> Params:
-    """The traced inputs of ``cfg`` (call inside the run's x64 scope so dtypes match)."""
-    dtype = jnp.dtype(cfg.dtype)
+    """The traced inputs of ``cfg``, NumPy arrays of ``cfg.dtype`` (no JAX operation: nothing to compile)."""
+    dtype = np.dtype(cfg.dtype)
     eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
     masks = np.zeros((0, cfg.T)) if cfg.masks is None else np.asarray(cfg.masks)
-    scalar = functools.partial(jnp.asarray, dtype=dtype)
+    scalar = functools.partial(np.asarray, dtype=dtype)
     return Params(
         w_star=scalar(ground_truth(cfg.wstar, cfg.d, cfg.delta)),
         sqrt_eig=scalar(np.sqrt(eig)),
@@ -124,8 +124,14 @@ def make_params(cfg: SimConfig) -> Params:
 
 def trial_keys(seed: int, start: int, count: int) -> jax.Array:
     """Keys of trials start .. start + count - 1."""
-    _, k_trials = jax.random.split(jax.random.key(seed))
-    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k_trials, jnp.arange(start, start + count))
+    return chunk_keys(jax.random.key(seed), start, count)
+
+
+def chunk_keys(seed_key: jax.Array, start, count: int) -> jax.Array:
+    """Keys of trials start .. start + count - 1 of the seed whose key is ``seed_key``: fold_in(k_trials, i)
+    with ``k_trials = split(seed_key)[1]``; ``start`` may be traced (run_batch derives them in its program)."""
+    _, k_trials = jax.random.split(seed_key)
+    return jax.vmap(jax.random.fold_in, in_axes=(None, 0))(k_trials, start + jnp.arange(count))
 
 
 def _static(cfg: SimConfig) -> tuple:
@@ -161,16 +167,22 @@ def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, 
 
 
 @functools.lru_cache(maxsize=64)
-def batch_runner(static: tuple, mesh) -> jax.stages.Wrapped:
-    """Jitted ``run(key_data [P, B, ...], params [P, ...]) -> (errors, edit_fractions) [P, B, G+1]`` for
-    P parameter settings of one shape, the trial axis B sharded over ``mesh``."""
+def batch_runner(static: tuple, chunk: int, mesh) -> jax.stages.Wrapped:
+    """Jitted ``run((seed_data [P, ...], start), params [P, ...]) -> (errors, edit_fractions) [P, chunk, G+1]``
+    for P parameter settings of one shape: trials start .. start + chunk - 1 of each setting's seed
+    (``seed_data``: the key data of ``jax.random.key(seed)``), their keys derived in the program
+    (:func:`chunk_keys`, the keys of :func:`trial_keys`, with no small programs compiled around it), the
+    trial axis sharded over ``mesh``."""
     trials = trial_program(*static)
-
-    def run(key_data, params):
-        return jax.vmap(trials)(jax.random.wrap_key_data(key_data), params)
-
     by_trial = NamedSharding(mesh, PartitionSpec(None, TRIALS))
-    return jax.jit(run, in_shardings=(by_trial, NamedSharding(mesh, PartitionSpec())), out_shardings=by_trial)
+
+    def run(chunk_start, params):
+        seed_data, start = chunk_start
+        keys = jax.vmap(lambda data: chunk_keys(jax.random.wrap_key_data(data), start, chunk))(seed_data)
+        return jax.vmap(trials)(jax.lax.with_sharding_constraint(keys, by_trial), params)
+
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(run, in_shardings=(replicated, replicated), out_shardings=by_trial)
 
 
 def batch_key(cfg: SimConfig) -> tuple:
@@ -213,14 +225,14 @@ class BatchResult(NamedTuple):
 _EXECUTABLES: dict = {}
 
 
-def compiled_batch(cfg: SimConfig, batch: int, chunk: int, mesh, keys: jax.Array, params: Params):
+def compiled_batch(cfg: SimConfig, batch: int, chunk: int, mesh, chunk_start: tuple, params: Params):
     """(``cfg``'s batch_runner compiled for ``batch`` configurations x ``chunk`` trials on ``mesh``, the
     seconds compiling took now: 0 if this process compiled it before)."""
     cache_key = (_static(cfg), cfg.dtype, batch, chunk, mesh)
     if cache_key in _EXECUTABLES:
         return _EXECUTABLES[cache_key], 0.0
     start = time.perf_counter()
-    _EXECUTABLES[cache_key] = batch_runner(_static(cfg), mesh).lower(keys, params).compile()
+    _EXECUTABLES[cache_key] = batch_runner(_static(cfg), chunk, mesh).lower(chunk_start, params).compile()
     return _EXECUTABLES[cache_key], time.perf_counter() - start
 
 
@@ -248,17 +260,18 @@ def run_batch(cfgs: Sequence[SimConfig], progress: bool = False, checkpoint: str
         stacked = jax.tree.map(lambda *leaves: np.stack([np.asarray(x) for x in leaves]),
                                *[make_params(c) for c in cfgs])
         params = jax.tree.map(lambda x: place(x, mesh, PartitionSpec()), stacked)
+        seed_data = place(np.stack([jax.random.key_data(jax.random.key(x.seed)) for x in cfgs]), mesh,
+                          PartitionSpec())
         for c in range(n_chunks):
             if c in done:
                 continue
-            key_data = np.stack([jax.random.key_data(trial_keys(x.seed, c * chunk, chunk)) for x in cfgs])
-            keys = place(key_data, mesh, PartitionSpec(None, TRIALS))
+            chunk_start = (seed_data, place(np.int32(c * chunk), mesh, PartitionSpec()))
             try:
                 with bar.heartbeat(f"chunk {c + 1}/{n_chunks}"):  # a slow compile or chunk visibly moves
-                    run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, keys, params)
+                    run, seconds = compiled_batch(cfg, len(cfgs), chunk, mesh, chunk_start, params)
                     compile_seconds += seconds
                     start = time.perf_counter()
-                    errors, fractions = run(keys, params)
+                    errors, fractions = run(chunk_start, params)
                     done[c] = (gather(errors).astype(np.float64), gather(fractions).astype(np.float64))
             except jax.errors.JaxRuntimeError as err:
                 raise ResourceError(_resource_message(err, c, n_chunks, chunk, checkpoint)) from None

@@ -85,3 +85,18 @@ def test_figure_names_match_the_figures():
     from linreg_collapse.figures import FIGURES
 
     assert tuple(FIGURES) == FIGURE_NAMES
+
+
+def test_xla_settings_keep_what_the_user_set():
+    """The package's XLA defaults (scheduler, LLVM level 1) are added to XLA_FLAGS only where the user set
+    neither; a wrong rule that always appends its own level is caught by the last assertion."""
+    from linreg_collapse.jax_setup import OPT_LEVEL_FLAG, SCHEDULER_FLAG, configure_xla
+
+    fresh = {}
+    configure_xla(fresh)
+    assert fresh["XLA_FLAGS"].split() == [f"{SCHEDULER_FLAG}=false", f"{OPT_LEVEL_FLAG}=1"]
+    own = {"XLA_FLAGS": f"--xla_force_host_platform_device_count=4 {OPT_LEVEL_FLAG}=0"}
+    configure_xla(own)
+    assert own["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=4", f"{OPT_LEVEL_FLAG}=0",
+                                        f"{SCHEDULER_FLAG}=false"]
+    assert own["XLA_FLAGS"].count(OPT_LEVEL_FLAG) == 1

@@ -13,7 +13,8 @@ import pytest
 
 from linreg_collapse.cli import main
 from linreg_collapse.config import SimConfig, minnorm_base_error
-from linreg_collapse.design import covariance_eigenvalues, estimator, ground_truth, weighted_dual_fit
+from linreg_collapse.design import (covariance_eigenvalues, estimator, ground_truth, weighted_dual_fit,
+                                    weighted_primal_fit)
 from linreg_collapse.errors import InputError
 from linreg_collapse.exact import conditional_errors
 from linreg_collapse.simulate import base_unit, mean_interval, run_trials, simulate
@@ -55,6 +56,27 @@ def test_weighted_dual_fit_equals_the_fit_on_repeated_rows():
                             (0.0, np.linalg.lstsq(Xs, Y, rcond=None)[0])]:
             _, w = weighted_dual_fit(jnp.asarray(X), jnp.asarray(counts), jnp.asarray(sums), shift)
             np.testing.assert_allclose(np.asarray(w), want, rtol=1e-9, atol=1e-12)
+
+
+def test_weighted_primal_fit_equals_the_fit_on_repeated_rows():
+    """The primal form of the same grouping (T >= d): the ridge and OLS fits on the repeated rows, to 1e-10;
+    dropping the multiplicities (each taken row once) is rejected by the same check."""
+    rng = np.random.default_rng(5)
+    X, rows = rng.standard_normal((12, 4)), np.array([0, 0, 1, 3, 3, 3, 5, 6, 8, 8, 10, 11])
+    Y = rng.standard_normal(rows.size)
+    counts, sums = np.bincount(rows, minlength=12).astype(float), np.bincount(rows, weights=Y, minlength=12)
+    Xs = X[rows]
+    with jax.enable_x64(True):
+        def fit(counts, sums, shift):
+            return np.asarray(weighted_primal_fit(jnp.asarray(X), jnp.asarray(X.T), jnp.asarray(counts),
+                                                  jnp.asarray(sums), shift)[1])
+
+        for shift in (0.7, 0.0):
+            want = np.linalg.solve(Xs.T @ Xs + shift * np.eye(4), Xs.T @ Y)
+            np.testing.assert_allclose(fit(counts, sums, shift), want, rtol=1e-10)
+        once = (counts > 0).astype(float)
+        assert not np.allclose(fit(once, sums / np.maximum(counts, 1), 0.0),
+                               np.linalg.solve(Xs.T @ Xs, Xs.T @ Y), rtol=1e-6), "negative control"
 
 
 def test_ground_truth_unit_norm_in_the_eigenbasis():

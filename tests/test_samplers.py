@@ -86,6 +86,19 @@ def test_off_by_one_floyd_is_rejected():
     assert subset_uniformity_pvalue(subsets, 8) < 1e-9
 
 
+def test_both_sorts_of_the_duplicate_test_pick_the_same_indices():
+    """The packed sort (r_i 2^b + i fits in 31 bits) and the stable sort used beyond it are the same draw;
+    Floyd's picks are distinct and in range. Negative control: dropping the duplicate test repeats indices."""
+    keys = jax.random.split(jax.random.key(5), 200)
+    packed = draw_subsets(sample_without_replacement, 300, 60, 200, seed=5)
+    stable = np.asarray(jax.vmap(lambda key: sample_without_replacement(key, 300, 60, max_population=2**26))(keys))
+    assert np.array_equal(packed, stable)
+    ordered = np.sort(packed, axis=1)
+    assert np.all(ordered[:, 1:] > ordered[:, :-1]) and ordered.min() >= 0 and ordered.max() < 300
+    no_test = np.asarray(jax.vmap(lambda key: jax.random.randint(key, (60,), 0, 240 + np.arange(60) + 1))(keys))
+    assert np.any(np.sort(no_test, axis=1)[:, 1:] == np.sort(no_test, axis=1)[:, :-1])
+
+
 def test_realistic_pool_inclusion_and_block_counts():
     """Generation n = 5 of T = 100: 100 of 600 slots. Indices distinct and in range; each slot included
     with probability 1/6 (chi-square on inclusion counts, scaled by 1 - 1/6 for the draws' negative
