@@ -6,7 +6,7 @@ Usage::
     LINREG_COLLAPSE_JAX_CACHE=off python benchmarks/bench_verify.py [--reduced] [--mutants] [--json out.json]
 
 Set the cache off (or ``JAX_COMPILATION_CACHE_DIR=$(mktemp -d)``) before starting: the process reads it on
-import. Compile counts and seconds come from JAX's monitoring events (``backend_compile`` per XLA program,
+import. Like the command, it compiles at LLVM -O1 unless ``XLA_FLAGS`` sets a level. Compile counts and seconds come from JAX's monitoring events (``backend_compile`` per XLA program,
 ``jaxpr_trace`` per traced function); sympy's CPU seconds from the thread that derives the theory. Print one
 line per configuration, then the totals.
 """
@@ -22,8 +22,10 @@ start = time.perf_counter()
 cpu_start = time.process_time()
 
 from linreg_collapse.compilation_cache import enable_compilation_cache  # noqa: E402
+from linreg_collapse.jax_setup import prefer_fast_compiles  # noqa: E402
 
 enable_compilation_cache()
+prefer_fast_compiles()  # as the command does
 
 import jax  # noqa: E402
 from jax import monitoring  # noqa: E402
@@ -47,11 +49,40 @@ def listener(event: str, seconds: float, fun_name: str = "", **_) -> None:
 monitoring.register_event_duration_secs_listener(listener)
 
 from linreg_collapse import theory, verify  # noqa: E402
-from linreg_collapse.mutants import registry  # noqa: E402
+from linreg_collapse.mutants import applied, registry  # noqa: E402
 
 
 def snapshot() -> dict:
     return {name: tuple(value) for name, value in totals.items()}
+
+
+def kill_margins(checks, samples) -> dict:
+    """Per mutant, (margin, check) of the check that kills it with the largest margin: how many times wider
+    the check's interval could be (about the square of how many times fewer trials it could have) before it
+    passes the mutant. An ``equal`` or ``upper`` check kills at distance |theory - estimate| beyond a
+    half-width h (or a limit's tolerance, if larger), margin distance/h; an ``above`` check kills when h exceeds
+    estimate - value, margin h/(estimate - value); the ``tight`` optimiser check has no interval (inf)."""
+    out = {}
+    for mutant in registry():
+        with applied(mutant):
+            outcomes = verify.judge_all(checks, samples)
+        best = (0.0, "")
+        for o in outcomes:
+            if o.passed:
+                continue
+            half = (o.high - o.low) / 2
+            if o.check.relation == "equal":  # a limit's tolerance counts like the half-width
+                reach = max(half, o.check.tolerance * abs(o.theory))
+                margin = abs(o.theory - o.estimate) / reach if reach > 0 else float("inf")
+            elif o.check.relation == "upper":
+                margin = (o.estimate - o.theory) / half if half > 0 else float("inf")
+            elif o.check.relation == "above":
+                margin = half / (o.estimate - o.theory) if o.estimate > o.theory else float("inf")
+            else:
+                margin = float("inf")
+            best = max(best, (margin, f"{o.check.name} [{o.check.estimator}]"))
+        out[mutant.name] = best
+    return out
 
 
 def main() -> None:
@@ -115,6 +146,9 @@ def main() -> None:
         verdicts = verify.run_mutants(checks, samples, registry())
         out["mutants_s"] = time.perf_counter() - begin
         out["killed"] = f"{sum(bool(k) for _, k in verdicts)}/{len(verdicts)}"
+        out["margins"] = kill_margins(checks, samples)
+        for name, (margin, check) in sorted(out["margins"].items(), key=lambda item: item[1][0]):
+            print(f"  kill margin {margin:8.2f}  {name:34s} {check}")
     out["totals"] = {name: {"count": count, "seconds": seconds} for name, (count, seconds) in totals.items()}
     out["wall_s"], out["cpu_s"] = time.perf_counter() - start, time.process_time() - cpu_start
     out["jax"] = jax.__version__
