@@ -8,7 +8,7 @@ The memory-optimised scheduler orders the same kernels differently -- identical 
 not deadlock; it is chosen unless the user's own ``XLA_FLAGS`` already decides the scheduler.
 
 :func:`prefer_fast_compiles` is a command's choice, not applied on import: ``verify`` compiles its programs
-at LLVM's -O1 (see there).
+for a short compile rather than a fast run (see there).
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import sys
 from typing import MutableMapping
 
 SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
-OPT_LEVEL_FLAG = "--xla_backend_optimization_level"
-FAST_COMPILE_LEVEL = 1
+FAST_COMPILE_FLAGS = ("--xla_backend_optimization_level=1", "--xla_cpu_use_fusion_emitters=false")
 
 
 def configure_xla(environ: MutableMapping[str, str] = os.environ) -> None:
@@ -34,17 +33,19 @@ def configure_xla(environ: MutableMapping[str, str] = os.environ) -> None:
 
 
 def prefer_fast_compiles(environ: MutableMapping[str, str] = os.environ) -> bool:
-    """Append ``OPT_LEVEL_FLAG=1`` (LLVM's -O1 instead of -O3) to ``XLA_FLAGS`` unless the flags already set a
-    level or JAX is already imported (it keeps the flags it started with); returns whether it did.
+    """Append ``FAST_COMPILE_FLAGS`` (LLVM's -O1 instead of -O3, XLA's classic elemental emitters instead of
+    the MLIR fusion emitters) to ``XLA_FLAGS``, each unless the flags already set it, and only while JAX is
+    not imported (a process that has imported it keeps the flags it started with); returns whether it did.
 
-    For commands whose programs compile for longer than they run (``verify``: about 2-3 s of compiling
-    against well under a second of running per program): compiling takes about 20% less CPU, running about
-    10% more (BENCHMARKS.md, "verify"). No fast-math either way: the same IEEE operations, results equal to
-    the default level's to rounding. JAX hashes ``XLA_FLAGS`` into its persistent-cache keys, so programs
-    compiled at this level never serve a command run at the default level.
+    For commands whose programs compile for longer than they run (``verify``: 2-3 s of compiling against
+    well under a second of running per program): compiling takes about 40% less CPU, running about 20% more
+    (BENCHMARKS.md, "verify"). No fast-math either way: the same IEEE operations, results equal to the
+    default flags' to rounding. JAX hashes ``XLA_FLAGS`` into its persistent-cache keys, so programs
+    compiled with these flags never serve a command run with the default ones.
     """
-    flags = environ.get("XLA_FLAGS", "")
-    if OPT_LEVEL_FLAG in flags or "jax" in sys.modules:
+    if "jax" in sys.modules:
         return False
-    environ["XLA_FLAGS"] = f"{flags} {OPT_LEVEL_FLAG}={FAST_COMPILE_LEVEL}".strip()
-    return True
+    flags = environ.get("XLA_FLAGS", "")
+    added = [flag for flag in FAST_COMPILE_FLAGS if flag.split("=")[0] not in flags]
+    environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
+    return bool(added)
