@@ -6,9 +6,10 @@ Usage::
     LINREG_COLLAPSE_JAX_CACHE=off python benchmarks/bench_verify.py [--reduced] [--mutants] [--json out.json]
 
 Set the cache off (or ``JAX_COMPILATION_CACHE_DIR=$(mktemp -d)``) before starting: the process reads it on
-import. Like the command, it compiles at LLVM -O1 unless ``XLA_FLAGS`` sets a level. Compile counts and seconds come from JAX's monitoring events (``backend_compile`` per XLA program,
+import. Like the command, it compiles with ``jax_setup.prefer_fast_compiles``'s flags unless ``XLA_FLAGS`` sets
+them. Compile counts and seconds come from JAX's monitoring events (``backend_compile`` per XLA program,
 ``jaxpr_trace`` per traced function); sympy's CPU seconds from the thread that derives the theory. Print one
-line per configuration, then the totals.
+line per configuration, then the totals; with ``--mutants`` also each mutant's kill margin.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def snapshot() -> dict:
 
 def kill_margins(checks, samples) -> dict:
     """Per mutant, (margin, check) of the check that kills it with the largest margin: how many times wider
-    the check's interval could be (about the square of how many times fewer trials it could have) before it
-    passes the mutant. An ``equal`` or ``upper`` check kills at distance |theory - estimate| beyond a
+    the check's interval could be before it passes the mutant (its square: about how many times fewer trials
+    the check could have). An ``equal`` or ``upper`` check kills at distance |theory - estimate| beyond a
     half-width h (or a limit's tolerance, if larger), margin distance/h; an ``above`` check kills when h exceeds
     estimate - value, margin h/(estimate - value); the ``tight`` optimiser check has no interval (inf)."""
     out = {}
@@ -116,7 +117,8 @@ def main() -> None:
                    **{f"{k}_s": after[k][1] - before[k][1] for k in totals}}
             out["configurations"].append(row)
             print(f"{estimator:9s} {cfg.regime:20s} {cfg.edit_op:8s} {cfg.mask:8s} {cfg.design:5s} T={cfg.T:<4d} "
-                  f"d={cfg.d:<3d} G={cfg.generations:<3d} trials={cfg.trials:<5d} {row['wall_s']:6.2f} s (cpu {row['cpu_s']:5.2f} s)  "
+                  f"d={cfg.d:<3d} G={cfg.generations:<3d} trials={cfg.trials:<5d} {row['wall_s']:6.2f} s "
+                  f"(cpu {row['cpu_s']:5.2f} s)  "
                   f"compiles {row['compile_n']} ({row['compile_s']:.2f} s)  traces {row['trace_n']}", flush=True)
             return samples
         return run

@@ -38,7 +38,7 @@ def prefer_fast_compiles(environ: MutableMapping[str, str] = os.environ) -> bool
     not imported (a process that has imported it keeps the flags it started with); returns whether it did.
 
     For commands whose programs compile for longer than they run (``verify``: 2-3 s of compiling against
-    well under a second of running per program): compiling takes about 40% less CPU, running about 20% more
+    well under a second of running per program): compiling takes about 40% less CPU, running 20-30% more
     (BENCHMARKS.md, "verify"). No fast-math either way: the same IEEE operations, results equal to the
     default flags' to rounding. JAX hashes ``XLA_FLAGS`` into its persistent-cache keys, so programs
     compiled with these flags never serve a command run with the default ones.
