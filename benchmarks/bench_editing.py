@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linreg_collapse import SimConfig
-from linreg_collapse.exact import _edit_program, _mask_sampler, chunk_size as exact_chunk
+from linreg_collapse.exact import _edit_program, chunk_size as exact_chunk
 from linreg_collapse.masks import kth_smallest_key, select_uniform
 from linreg_collapse.simulate import _static, compiled_runner, make_params, trial_keys
 
@@ -78,14 +78,14 @@ def mask_time(T: int, repeats: int) -> tuple[float, float, int]:
 
 
 def exact_time(T: int, d: int, repeats: int) -> float:
-    """Seconds per trial-generation of the exact estimator (edit, resample, random masks)."""
+    """Seconds per trial-generation of the exact estimator (edit, resample, random masks drawn in the program)."""
     cfg = SimConfig(regime="edit", T=T, d=d, generations=GENERATIONS, trials=2, mask="random")
     chunk = exact_chunk(cfg)
     with jax.enable_x64(True):
         params, keys = make_params(cfg), trial_keys(0, 0, chunk)
-        masks = _mask_sampler("random", T, GENERATIONS)(keys, params)
-        run = _edit_program(T, d, GENERATIONS)
-        return best_time(lambda: run(keys, masks, params, True), repeats) / (chunk * GENERATIONS)
+        given = jnp.zeros((GENERATIONS, T), params.masks.dtype)
+        run = _edit_program(T, d, GENERATIONS, "random")
+        return best_time(lambda: run(keys, given, params, True, False), repeats) / (chunk * GENERATIONS)
 
 
 def reference_mask_time(T: int, repeats: int) -> float:

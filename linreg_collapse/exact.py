@@ -60,11 +60,13 @@ def conditional_errors(cfg: SimConfig) -> np.ndarray:
         for start in range(0, cfg.trials, chunk):
             keys = trial_keys(cfg.seed, start, chunk)
             if cfg.regime == "edit":
-                masks = (jnp.broadcast_to(params.masks, (chunk, *params.masks.shape)) if cfg.mask == "file"
-                         else _mask_sampler(cfg.mask, cfg.T, cfg.generations)(keys, params))
-                run = _edit_program(cfg.T, cfg.d, cfg.generations)
-                # file masks are passed as masks: params keeps the empty mask table, so one program serves all
-                errors = run(keys, masks, params._replace(masks=params.masks[:0]), cfg.edit_op == "resample")
+                # file masks are passed as an argument, params keeping the empty mask table, and replace the
+                # drawn ones: file masks and random masks of one shape share one program
+                run = _edit_program(cfg.T, cfg.d, cfg.generations, "random" if cfg.mask == "file" else cfg.mask)
+                given = (params.masks if cfg.mask == "file"
+                         else np.zeros((cfg.generations, cfg.T), params.masks.dtype))
+                errors = run(keys, given, params._replace(masks=params.masks[:0]), cfg.edit_op == "resample",
+                             cfg.mask == "file")
             else:
                 run = _retrain_program(cfg.T, cfg.d, cfg.generations)
                 errors = run(keys, params, cfg.regime == "accumulate", cfg.design == "fresh")
@@ -79,22 +81,18 @@ def chunk_size(cfg: SimConfig) -> int:
     return int(np.clip(COVARIANCE_BYTES // (8 * cfg.T * cfg.T), 16, MAX_CHUNK))
 
 
-@functools.lru_cache(maxsize=32)
-def _mask_sampler(mask: str, T: int, generations: int):
-    """Jitted ``(keys [B], params) -> masks [B, generations, T]``: the simulator's schedule with its mask keys
-    (the residual argument is unused by noise-independent schedules)."""
+def _drawn_masks(key, params: Params, mask: str, T: int, generations: int):
+    """[generations, T]: the simulator's ``mask`` schedule with its mask keys (the residual argument is
+    unused by noise-independent schedules)."""
     schedule = SCHEDULES[mask]()
 
-    def one(key, params: Params):
-        def body(state, g):
-            _, _, k_mask, _ = generation_keys(key, g)
-            m, state = schedule.sample(state, k_mask, g, jnp.zeros(T, params.sqrt_eig.dtype), params)
-            return state, m
+    def body(state, g):
+        _, _, k_mask, _ = generation_keys(key, g)
+        m, state = schedule.sample(state, k_mask, g, jnp.zeros(T, params.sqrt_eig.dtype), params)
+        return state, m
 
-        _, masks = jax.lax.scan(body, schedule.init(T), jnp.arange(1, generations + 1))
-        return masks
-
-    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+    _, masks = jax.lax.scan(body, schedule.init(T), jnp.arange(1, generations + 1))
+    return masks
 
 
 def _design(key, n, params: Params, T: int):
@@ -102,11 +100,13 @@ def _design(key, n, params: Params, T: int):
 
 
 @functools.lru_cache(maxsize=32)
-def _edit_program(T: int, d: int, generations: int):
-    """Jitted ``(keys, masks, params, resample) -> errors [B, G+1]`` via C_n = B_n C_{n-1} B_n^T + sigma^2 M_n^2
-    and m_n = B_n m_{n-1} - M_n b."""
+def _edit_program(T: int, d: int, generations: int, mask: str):
+    """Jitted ``(keys, given [G, T], params, resample, use_given) -> errors [B, G+1]`` via
+    C_n = B_n C_{n-1} B_n^T + sigma^2 M_n^2 and m_n = B_n m_{n-1} - M_n b, with the masks drawn by the
+    ``mask`` schedule in the same program or, when ``use_given``, the ``given`` ones (file masks)."""
 
-    def one(key, masks, params: Params, resample):
+    def one(key, given, params: Params, resample, use_given):
+        masks = jnp.where(use_given, given, _drawn_masks(key, params, mask, T, generations))
         eig, var = params.sqrt_eig**2, params.sigma**2
         X = _design(key, 0, params, T)
         A = estimator(T, d).linear_map(X, params.ridge * T)
@@ -136,7 +136,7 @@ def _edit_program(T: int, d: int, generations: int):
         _, errors = jax.lax.scan(body, (C0, AC0, mean0), masks)
         return jnp.concatenate([error(AC0, mean0)[None], errors])
 
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None, None, None)))
 
 
 @functools.lru_cache(maxsize=32)

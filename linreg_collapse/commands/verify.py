@@ -8,6 +8,7 @@ import argparse
 
 from ..errors import require
 from ..io import check_writable, write_json
+from ..jax_setup import prefer_fast_compiles
 from ..progress import add_progress_argument
 
 
@@ -31,6 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    prefer_fast_compiles()  # before JAX is imported: the grid's programs compile for longer than they run
     from ..mutants import registry
     from ..verify import (INVARIANCE_TOLERANCE, LEVEL, default_checks, format_table, invariance_checks,
                           run_checks, run_mutants)

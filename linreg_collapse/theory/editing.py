@@ -64,17 +64,19 @@ RESAMPLE_DISJOINT_CAVITY = _resample_disjoint_cavity()
 
 def _resample_random_closed_form() -> sp.Expr:
     """a_n of RESAMPLE_RANDOM_STEP for constant q from a_0 = b_0 = 1: b_n by sympy's rsolve, then
-    a_n = 1 + sum_{m<n} (a_{m+1} - a_m) by summation (generic branch rho = (1-q)(1-q gamma) != 1),
-    collected as c_0 + n * slope + c_rho * rho^n."""
+    a_n = 1 + sum_{m<n} (a_{m+1} - a_m) by summation (generic branch rho = (1-q)(1-q gamma) != 1; summed
+    term by term with rho as a symbol, 40 times quicker than the whole sum with rho's value), collected as
+    c_0 + n * slope + c_rho * rho^n."""
     f = sp.Function("b")
     b_n = generic_branch(sp.rsolve(f(n + 1) - RESAMPLE_RANDOM_STEP[1].subs(_b, f(n)), f(n), {f(0): 1}))
     m = sp.Symbol("m", integer=True, nonnegative=True)
-    increment = (RESAMPLE_RANDOM_STEP[0] - _a).subs(_b, b_n.subs(n, m))
-    a_n = sp.simplify(generic_branch(1 + sp.summation(increment, (m, 0, n - 1))))
-    rho = sp.Dummy("rho")
+    rho = sp.Dummy("rho", positive=True)
     ratio = sp.expand((1 - q) * (1 - q * gamma))
-    terms = sp.collect(sp.expand(a_n.subs(ratio, rho)), [rho**n, n], evaluate=False)
-    return sp.Add(*(sp.factor(coeff) * term for term, coeff in terms.items())).subs(rho, sp.factor(ratio))
+    increment = (RESAMPLE_RANDOM_STEP[0] - _a).subs(_b, b_n.subs(sp.factor(ratio), rho).subs(n, m))
+    a_n = 1 + sp.Add(*(generic_branch(sp.summation(term, (m, 0, n - 1))) for term in sp.expand(increment).args))
+    terms = sp.collect(sp.expand(a_n), [rho**n, n], evaluate=False)
+    return sp.Add(*(sp.factor(coeff.subs(rho, ratio)) * term for term, coeff in terms.items())).subs(
+        rho, sp.factor(ratio))
 
 
 def results() -> list[Result]:
