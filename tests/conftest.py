@@ -10,9 +10,9 @@ this file sets two things in the environment, which the workers and every child 
 * **Cheap code generation** (``TEST_COMPILE_FLAGS``): LLVM optimisation level 0
   (``--xla_backend_optimization_level=0``) and XLA's classic elemental emitters instead of the MLIR
   fusion emitters (``--xla_cpu_use_fusion_emitters=false``). Each halves the compile CPU time of a
-  simulator program at level 0 (together about a fifth of the default). Programs then run 3-5x
-  slower, which the suite's small shapes do not notice; a user's run keeps the default (at the default
-  level the classic emitters compile 2-4x slower). XLA enables no fast-math either way, so the arithmetic
+  simulator program at level 0 (together about a fifth of XLA's default). Programs then run 3-5x
+  slower, which the suite's small shapes do not notice; a user's run keeps the package's flags
+  (``jax_setup``: level 1, fusion emitters, which run at full speed). XLA enables no fast-math either way, so the arithmetic
   is the same IEEE operations; only the machine code differs, and results agree with the default flags to
   rounding (a few ulp). ``tests/test_no_hang.py`` checks exactly that and runs its guard with the
   default flags.
