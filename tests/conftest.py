@@ -46,10 +46,11 @@ if CACHE_ENV not in os.environ:  # the controller (or a plain run) creates it; x
 # Scheduling over the xdist workers (``--dist loadgroup --no-loadscope-reorder`` in pyproject.toml): the tests
 # of a module run on one worker, so its module fixtures are built once, except SPREAD modules, whose tests share
 # nothing and run wherever a worker is free. Scopes start in collection order, which puts the longest first
-# (LONGEST_FIRST, measured with ``--durations``), so the two workers finish together rather than one waiting
-# on a long module that started last.
+# (FIRST, measured with ``--durations``), so the two workers finish together rather than one waiting on a long
+# module that started last. The notebooks come after the figures: their small configurations are the
+# figures' test shapes, so by then their programs are in the session's compilation cache.
 SPREAD = ("test_notebooks.py",)
-LONGEST_FIRST = ("test_figures.py", "test_notebooks.py", "test_mutants.py", "test_lm_cli.py", "test_no_hang.py")
+FIRST = ("test_figures.py", "test_mutants.py", "test_no_hang.py", "test_lm_cli.py", "test_notebooks.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -57,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name not in SPREAD:
             item.add_marker(pytest.mark.xdist_group(item.path.name))
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    rank = {name: i for i, name in enumerate(FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise
 
 
