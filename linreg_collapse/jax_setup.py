@@ -35,11 +35,7 @@ def configure_xla(environ: MutableMapping[str, str] = os.environ) -> None:
     Takes effect only if JAX's CPU backend has not been created yet in this process (XLA reads
     ``XLA_FLAGS`` once); importing :mod:`linreg_collapse` first guarantees that.
     """
-    flags = environ.get("XLA_FLAGS", "")
-    for flag, value in ((SCHEDULER_FLAG, "false"), (OPT_LEVEL_FLAG, "1")):
-        if flag not in flags:
-            flags = f"{flags} {flag}={value}".strip()
-    environ["XLA_FLAGS"] = flags
+    _add_missing(environ, (f"{SCHEDULER_FLAG}=false", f"{OPT_LEVEL_FLAG}=1"))
 
 
 def prefer_fast_compiles(environ: MutableMapping[str, str] = os.environ) -> bool:
@@ -56,9 +52,13 @@ def prefer_fast_compiles(environ: MutableMapping[str, str] = os.environ) -> bool
     persistent-cache keys, so programs compiled with these flags never serve a command run with the default
     ones.
     """
-    if "jax" in sys.modules:
-        return False
+    return "jax" not in sys.modules and _add_missing(environ, FAST_COMPILE_FLAGS)
+
+
+def _add_missing(environ: MutableMapping[str, str], settings: tuple[str, ...]) -> bool:
+    """Append each ``--flag=value`` of ``settings`` to ``XLA_FLAGS`` unless it already names that flag (a
+    user's own choice wins); returns whether any was added."""
     flags = environ.get("XLA_FLAGS", "")
-    added = [flag for flag in FAST_COMPILE_FLAGS if flag.split("=")[0] not in flags]
+    added = [setting for setting in settings if setting.split("=")[0] not in flags]
     environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     return bool(added)

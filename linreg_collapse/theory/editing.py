@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 from sympy.stats import Beta, E as expectation
 
-from ..config import SimConfig
+from ..config import SimConfig, base_error
 from ..errors import require
 from .core import (BASE, GAUSSIAN, Q, Result, T, d, eta, gamma, generic_branch, i, iterate_recurrence, k,
                    limit_geometric, n, p, p_i, q)
@@ -121,13 +121,13 @@ def results() -> list[Result]:
                f"design; {GAUSSIAN}; finite T to first order in 1/T at fixed d/T (remainder O(1/T^2), exact at "
                "n = 1): a(n) of RESAMPLE_RANDOM_FINITE_STEP (resample_random_curve), from the exact reduction to "
                "the Hadamard square P o P and the leverage variance 2 gamma (1 - gamma)/(T + 2)",
-               "resample", ("random",), value=_resample_random_finite_value))
+               "resample", ("random",), value=functools.partial(_resample_value, "random")))
     add(Result("edit-resample-disjoint", "edit", "limit", sp.Function("F2")(n) / gamma * BASE,
                "resample, each position edited at most once (masks disjoint, independent of noise and design), "
                "fractions q_i = p eta^(i-1) as realised at T; limit T, d -> infinity with d/T -> gamma (finite-T "
                "error O(1/T)): F2(n) = mean_t F_t(n)^2 of the cavity process RESAMPLE_DISJOINT_CAVITY "
                "(resample_disjoint_cavity; its memory kernel needs every free cumulant of H, so no fixed finite state)",
-               "resample", ("disjoint",), value=_resample_disjoint_value))
+               "resample", ("disjoint",), value=functools.partial(_resample_value, "disjoint")))
     continuum = _resample_disjoint_continuum()
     add(Result("edit-resample-disjoint-sup", "edit", "bound", continuum * BASE,
                "resample, each position edited at most once, total edited fraction Q = sum_i p_i <= 1, limit "
@@ -142,22 +142,15 @@ def results() -> list[Result]:
     return out
 
 
-def _resample_random_finite_value(values: dict) -> float:
-    """E_test(w_n) of edit-resample-random-finite at ``values`` (sigma, T, d, n, p), k = round(pT) as simulated."""
-    schedule = SimConfig(regime="edit", edit_op="resample", mask="random", T=int(values["T"]), d=int(values["d"]),
-                         edit_fraction=values["p"], generations=max(int(values["n"]), 1))
-    fractions = realised_fractions(schedule)[: int(values["n"])]
-    base = values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1)
-    return base * float(resample_random_curve(fractions, values["d"] / values["T"], int(values["T"]))[-1])
-
-
-def _resample_disjoint_value(values: dict) -> float:
-    """E_test(w_n) of edit-resample-disjoint at ``values`` (sigma, T, d, n, p, eta)."""
-    schedule = SimConfig(regime="edit", edit_op="resample", mask="disjoint", T=int(values["T"]), d=int(values["d"]),
-                         edit_fraction=values["p"], decay=values["eta"], generations=max(int(values["n"]), 1))
-    fractions = realised_fractions(schedule)[: int(values["n"])]
-    base = values["sigma"] ** 2 * values["d"] / (values["T"] - values["d"] - 1)
-    return base * float(resample_disjoint_cavity(fractions, values["d"] / values["T"])[-1])
+def _resample_value(mask: str, values: dict) -> float:
+    """E_test(w_n) of the finite-T resample result for ``mask`` (edit-resample-random-finite, edit-resample-disjoint)
+    at ``values`` (sigma, T, d, n, p; eta for disjoint masks), with the edit fractions the simulator realises."""
+    T_, d_, n_ = int(values["T"]), int(values["d"]), int(values["n"])
+    schedule = {"decay": values["eta"]} if mask == "disjoint" else {}
+    cfg = SimConfig(regime="edit", edit_op="resample", mask=mask, T=T_, d=d_, edit_fraction=values["p"],
+                    generations=max(n_, 1), **schedule)
+    curve = relative_edit_curve(realised_fractions(cfg)[:n_], "resample", T_, d_, mask)
+    return base_error(T_, d_, values["sigma"]) * float(curve[-1])
 
 
 def leverage_second_moment() -> sp.Expr:
