@@ -14,12 +14,20 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from .jax_setup import lower_linear_algebra_with_xla
+
 TRIALS = "trials"
 
 
 @functools.lru_cache(maxsize=1)
 def trial_mesh() -> Mesh:
-    """Every visible device (all processes' under jax.distributed) on the mesh axis ``"trials"``."""
+    """Every visible device (all processes' under jax.distributed) on the mesh axis ``"trials"``.
+
+    A process with several CPU devices (``--xla_force_host_platform_device_count``) lowers its linear
+    algebra with XLA's expanders from here on: with jaxlib's LAPACK calls the devices' concurrent executions
+    deadlock on the shared thread pool (:func:`.jax_setup.lower_linear_algebra_with_xla`)."""
+    if jax.local_devices()[0].platform == "cpu" and jax.local_device_count() > 1:
+        lower_linear_algebra_with_xla()
     return Mesh(np.array(jax.devices()), (TRIALS,))
 
 

@@ -14,7 +14,8 @@ time is unchanged within noise (benchmarks/bench_peer.py, BENCHMARKS.md "Issue 1
 A level already in ``XLA_FLAGS`` (the test suite's 0, say) is kept.
 
 :func:`prefer_fast_compiles` is a command's choice, not applied on import: ``verify`` compiles its programs
-for a short compile rather than a fast run (see there).
+for a short compile rather than a fast run (see there). :func:`lower_linear_algebra_with_xla` is the same
+deadlock's other side, for processes that partition CPU programs over several devices (see there).
 """
 
 from __future__ import annotations
@@ -62,3 +63,33 @@ def _add_missing(environ: MutableMapping[str, str], settings: tuple[str, ...]) -
     added = [setting for setting in settings if setting.split("=")[0] not in flags]
     environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     return bool(added)
+
+
+def lower_linear_algebra_with_xla() -> bool:
+    """Lower Cholesky factorisations and triangular solves on CPU with XLA's own expanders (the HLO
+    ``cholesky`` and ``triangular_solve`` ops, loops of ordinary XLA operations) instead of jaxlib's LAPACK
+    calls, for every CPU program this process compiles from now on; returns whether it could.
+
+    For a process that partitions its programs over several CPU devices (:func:`.devices.trial_mesh`). The
+    devices' executions share one intra-op thread pool (one thread per core), and jaxlib 0.10's LAPACK
+    kernels split a batch whose work reaches 2e5 (batch x n^3 / 3 for a Cholesky) into pieces on that pool
+    and block their thread until the pieces are done. Once as many calls block as the pool has threads,
+    nothing is left to run the pieces: 2 CPU devices on 2 cores deadlock (accumulate-subsample, T = 100,
+    d = 10, from 250 trials per device; docs/xla_hang.md). The scheduler flag of :func:`configure_xla` cannot
+    help: the concurrent calls are in different devices' executions. The expanders compute the same
+    factorisation without blocking; rounding differs, so a run on several devices agrees with a one-device run
+    to rtol 1e-12, not bit for bit.
+
+    The rules come from JAX's private lowering table (``jax._src``); if they move, this returns False and
+    LAPACK stays.
+    """
+    try:
+        from jax._src.interpreters import mlir
+        from jax._src.lax import linalg
+        rules = ((linalg.cholesky_p, linalg._cholesky_lowering),
+                 (linalg.triangular_solve_p, linalg._triangular_solve_lowering))
+    except (ImportError, AttributeError):
+        return False
+    for primitive, rule in rules:
+        mlir.register_lowering(primitive, rule, platform="cpu")
+    return True

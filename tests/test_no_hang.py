@@ -158,6 +158,33 @@ def test_guard_catches_the_deadlock_without_the_workaround():
         run_guarded([ISSUE_SHAPED], seconds=60.0, xla_flags="--xla_cpu_enable_concurrency_optimized_scheduler=true")
 
 
+TWO_DEVICES = dict(regime="accumulate-subsample", T=100, d=10, generations=3, trials=2000, seed=7)  # 1000 per device
+WITH_LAPACK = "import linreg_collapse.devices as devices\ndevices.lower_linear_algebra_with_xla = lambda: False\n"
+
+
+def two_cpu_devices() -> str:
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+
+
+def test_two_cpu_devices_finish_and_agree_with_one():
+    """Trials sharded over 2 CPU devices on 2 cores (devices.trial_mesh): the devices' concurrent LAPACK calls
+    deadlock jaxlib 0.10 (docs/xla_hang.md), so such a process lowers its linear algebra with XLA's expanders.
+    It finishes, and agrees with this process's one-device run to rtol 1e-12 (rounding differs); another seed
+    does not (negative control). LINREG_FULL=1 checks that the guard catches the deadlock with LAPACK."""
+    (_, means), = run_guarded([TWO_DEVICES], xla_flags=two_cpu_devices())
+    one_device = run_trials(SimConfig(**TWO_DEVICES))[0].mean(axis=0)
+    np.testing.assert_allclose(means, one_device, rtol=1e-12, atol=0)
+    other_seed = run_trials(SimConfig(**dict(TWO_DEVICES, seed=8)))[0].mean(axis=0)
+    assert not np.allclose(other_seed, means, rtol=1e-6)
+
+
+@pytest.mark.skipif(not FULL, reason="needs LINREG_FULL=1 (waits out a deadlock)")
+def test_guard_catches_the_two_device_deadlock_with_lapack():
+    """Negative control on the real bug: 2 CPU devices keeping jaxlib's LAPACK calls deadlock."""
+    with pytest.raises(pytest.fail.Exception, match="accumulate-subsample"):
+        run_guarded([TWO_DEVICES], script=WITH_LAPACK + CHILD, seconds=60.0, xla_flags=two_cpu_devices())
+
+
 def test_guard_names_a_blocking_configuration():
     """Negative control: a child that blocks is reported (by its configuration), not waited for."""
     blocking = "import sys, time\nfor line in sys.stdin:\n    print('start', line.strip(), flush=True)\n    time.sleep(60)\n"
