@@ -91,17 +91,18 @@ def time_sweep(ds, Ts, regimes, work: Path, cache: Path, name: str) -> dict:
                    env=env, check=True)
     wall, cpu = time.perf_counter() - start, child_cpu_seconds() - cpu_start
     by_regime = {r: {"compile_s": 0.0, "run_s": 0.0, "configurations": 0} for r in regimes}
-    by_d = {}
+    by_d, batches = {}, []
     for meta_path in sorted((work / name).glob("d*/sweep.json")):
         timings = json.loads(meta_path.read_text())["timings"]
         by_d[meta_path.parent.name[1:]] = {"sweep_call_s": timings["wall_seconds"],
                                            "compile_s": timings["compile_seconds"], "run_s": timings["run_seconds"]}
+        batches += timings["batches"]
         for batch in timings["batches"]:
             entry = by_regime[batch["program"][0]]
             entry["compile_s"] += batch["compile_seconds"]
             entry["run_s"] += batch["run_seconds"]
             entry["configurations"] += batch["configurations"]
-    return {"wall_s": wall, "cpu_s": cpu, "by_regime": by_regime, "by_d": by_d}
+    return {"wall_s": wall, "cpu_s": cpu, "by_regime": by_regime, "by_d": by_d, "batches": batches}
 
 
 def load_peer(path: str):
