@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.extend.random import threefry_2x32
 from jax.scipy.linalg import cho_solve
 
 
@@ -134,33 +135,74 @@ def sample_gram_cholesky(key: jax.Array, sqrt_eig: jax.Array, T: int) -> jax.Arr
     return sqrt_eig[:, None] * A
 
 
-def sample_without_replacement(key: jax.Array, population, k: int,
-                               max_population: int | None = None) -> jax.Array:
-    """k distinct indices, uniform among the k-subsets of {0, ..., population - 1} (population >= k; it may
-    be traced if ``max_population`` bounds it), in O(k log k): one sort of k integers, whatever the population.
+def _wide_product(a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(high, low) 32-bit words of the 64-bit product a b of uint32 arrays, from 16-bit halves (uint32
+    arithmetic only, so the same with and without x64)."""
+    half = jnp.uint32(0xFFFF)
+    a0, a1, b0, b1 = a & half, a >> 16, b & half, b >> 16
+    low_low, cross_01, cross_10 = a0 * b0, a0 * b1, a1 * b0
+    middle = (low_low >> 16) + (cross_01 & half) + (cross_10 & half)  # < 3 x 2^16: no overflow
+    return a1 * b1 + (cross_01 >> 16) + (cross_10 >> 16) + (middle >> 16), (middle << 16) | (low_low & half)
 
-    Floyd's algorithm: for i = 0..k-1 with j_i = population - k + i, draw r_i uniform on {0..j_i} and
-    pick r_i, or j_i if r_i was picked before. The r_i are drawn at once and the sequential test is
-    resolved without a loop: r_i was picked before iff it equals an earlier r_m, or r_i = j_m for an
-    earlier step m that itself collided (picks before step i are all < j_i). An earlier equal r_m is the
-    predecessor of (r_i, i) in the sorted pairs (one sort of the integers r_i 2^b + i, 2^b >= k, while
-    max_population 2^b < 2^31, else a stable sort of r carrying i). The second case chains to a strictly
-    earlier step; the chains are followed by pointer jumping, ceil(log2 k) gathers.
+
+def uniform_below(key: jax.Array, span: jax.Array) -> jax.Array:
+    """int32 r_i uniform on {0, ..., span_i - 1} exactly (1 <= span_i < 2^31; span a vector), from one 32-bit
+    word x_i each (Threefry-2x32 of the counters 0, 1, ..., two words per block).
+
+    Lemire's multiply-shift with rejection: r = floor(x s / 2^32), rejected iff the low word of x s is
+    below 2^32 mod s, which leaves exactly floor(2^32 / s) words x for every r. A low word >= s is never
+    rejected (2^32 mod s < s), so the remainder is taken only in the redraw loop (fresh counters), which
+    runs while some low word is below s (probability s / 2^32 each): almost never."""
+    span = jnp.asarray(span).astype(jnp.uint32)
+    counters = jnp.arange(span.shape[0], dtype=jnp.uint32)
+    data = jax.random.key_data(key)
+
+    def draw(round_):
+        return _wide_product(threefry_2x32((data[0], data[1]), counters + round_ * span.shape[0]), span)
+
+    def redraw(carry):
+        round_, r, low = carry
+        rejected = low < (jnp.uint32(0) - span) % span  # 2^32 mod s
+        new_r, new_low = draw(round_)
+        return round_ + 1, jnp.where(rejected, new_r, r), jnp.where(rejected, new_low, jnp.uint32(0xFFFFFFFF))
+
+    _, r, _ = jax.lax.while_loop(lambda carry: jnp.any(carry[2] < span), redraw, (jnp.uint32(1), *draw(0)))
+    return r.astype(jnp.int32)
+
+
+def sample_without_replacement(key: jax.Array, population, k: int, seen: jax.Array,
+                               stamp) -> tuple[jax.Array, jax.Array]:
+    """(k distinct indices uniform among the k-subsets of {0, ..., population - 1}, ``seen`` updated), in O(k)
+    work with no sort. ``population`` (>= k) may be traced, bounded by len(seen).
+
+    ``seen``: int32 scratch of the caller, zeros at first, passed from call to call; ``stamp``: this call's
+    number, >= 1 and larger than at every earlier call on ``seen``, with stamp 2^b < 2^31 (2^b >= k).
+
+    Floyd's algorithm: for i = 0..k-1 with j_i = population - k + i, draw r_i uniform on {0..j_i}
+    (:func:`uniform_below`) and pick r_i, or j_i if r_i was picked before. The r_i are drawn at once and
+    the sequential test is resolved without a loop: r_i was picked before iff it equals an earlier r_m,
+    or r_i = j_m for an earlier step m that itself collided (picks before step i are all < j_i). An
+    earlier equal r_m is found by one scatter-max of the codes stamp 2^b + (2^b - 1 - i) into ``seen`` at
+    r_i: ``seen[r_i]`` is then the code of the first step that drew r_i (codes of earlier calls are
+    smaller, so the table is never cleared). The second case chains to a strictly earlier step; the
+    chains are followed by pointer jumping until no pointer moves: ceil(log2 L) + 1 gathers for the longest
+    chain L, short in practice (at most ceil(log2 k) + 1).
     """
     step = jnp.arange(k, dtype=jnp.int32)
     last = population - k + step  # j_i
-    r = jax.random.randint(key, (k,), 0, last + 1, dtype=jnp.int32)
+    r = uniform_below(key, last + 1)
     bits = max(1, (k - 1).bit_length())  # step < 2^bits
-    if (population if max_population is None else max_population) << bits < 2**31:
-        packed = jnp.sort((r << bits) | step)  # shifts, not a division by k: unpacking is cheap
-        r_sorted, step_sorted = packed >> bits, packed & ((1 << bits) - 1)
-    else:
-        r_sorted, step_sorted = jax.lax.sort((r, step), num_keys=1, is_stable=True)
-    after_equal = jnp.concatenate([jnp.zeros(1, bool), r_sorted[1:] == r_sorted[:-1]])
-    repeated = jnp.zeros(k, bool).at[step_sorted].set(after_equal)
+    code = (jnp.asarray(stamp, jnp.int32) << bits) | ((1 << bits) - 1 - step)
+    seen = seen.at[r].max(code)
+    repeated = seen[r] != code
     earlier = r - (population - k)  # m with r_i = j_m
     follows = ~repeated & (earlier >= 0) & (earlier < step)
     root = jnp.where(follows, earlier, step)
-    for _ in range((k - 1).bit_length()):
-        root = root[root]
-    return jnp.where(repeated[root], last, r)
+
+    def jump(carry):
+        root, _ = carry
+        further = root[root]
+        return further, jnp.any(further != root)
+
+    root, _ = jax.lax.while_loop(lambda carry: carry[1], jump, (root, jnp.bool_(True)))
+    return jnp.where(repeated[root], last, r), seen

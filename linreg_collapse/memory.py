@@ -10,7 +10,7 @@ within a factor 2 in tests/test_memory.py:
   state: about 5 T d + 1.3 T (fresh designs 5.25 T d, redrawn every generation); none of it under the
   stats sampler, which draws X^T X and X^T Y directly and no T x d array;
 * accumulate-subsample, fixed design: max(generation 0, 3.3 T d + 3.25 P) (the pooled labels and the
-  sort that draws T of them); fresh design: 5.25 T d + (d + 3.25) P (the pooled rows too).
+  subsample draw's int32 table over the pool); fresh design: 5.25 T d + (d + 3.25) P (the pooled rows too).
 
 A float32 trial takes about 0.6 of the bytes of the same trial in float64, not 0.5 (XLA's accounting:
 the random bits and integer indices do not halve): :data:`FLOAT32_FACTOR`.

@@ -182,9 +182,10 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
 
 
 def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
-    """aux = (X_n, chol_n, pool_X, pool_Y, X^T): the newest design (the one synthetic data is drawn on),
-    the (generations + 1) T pooled points, filled generation by generation, and for a fixed design its
-    transpose, formed once. Labels sampler only: the fit uses individual pooled points.
+    """aux = (X_n, chol_n, pool_X, pool_Y, X^T, seen): the newest design (the one synthetic data is drawn on),
+    the (generations + 1) T pooled points, filled generation by generation, for a fixed design its
+    transpose, formed once, and the subsample draw's table (:func:`~linreg_collapse.design.sample_without_replacement`,
+    stamped with the generation). Labels sampler only: the fit uses individual pooled points.
 
     With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
     fixed design repeats rows; the fit uses X's rows with their multiplicities and label sums
@@ -197,17 +198,18 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
         X, Y, chol, stat = _real_data(key, params, T, est)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
-        aux = (X, chol, pool_X, pool_Y, () if fresh else X.T)
+        aux = (X, chol, pool_X, pool_Y, () if fresh else X.T, jnp.zeros(pool_size, jnp.int32))
         return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), aux)
 
     def step(state, key, params):
-        design_X, design_chol, pool_X, pool_Y, design_Xt = state.aux
+        design_X, design_chol, pool_X, pool_Y, design_Xt, seen = state.aux
         n, (X, Y, chol, _), k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params,
                                                       T, est, "labels", fresh)
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
-        idx = sample_without_replacement(k_pool, (n + 1) * T, T, pool_size)  # T of the (n + 1) T filled
+        # T of the (n + 1) T filled; stamp n: n 2^b <= 2 P, far below 2^31 for any pool that fits in memory
+        idx, seen = sample_without_replacement(k_pool, (n + 1) * T, T, seen, n)
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
         if fresh:
@@ -221,7 +223,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
                 chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
             else:
                 chol_s, w = weighted_primal_fit(design_X, design_Xt, counts, label_sums, params.ridge * T)
-        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y, design_Xt)), jnp.nan
+        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y, design_Xt, seen)), jnp.nan
 
     return Regime(init, step)
 

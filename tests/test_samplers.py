@@ -1,5 +1,6 @@
-"""Samplers: the accumulate-subsample index draw (Floyd's algorithm, loop-free) has the law of the sort
-it replaced and of the peer's ``np.random.choice(..., replace=False)``; the ``stats`` sampler (Wishart
+"""Samplers: the accumulate-subsample index draw (Floyd's algorithm, loop-free) is Floyd's loop draw for
+draw and has the law of the sort it replaced and of the peer's ``np.random.choice(..., replace=False)``;
+its integers (Lemire's multiply-shift with rejection) are exactly uniform; the ``stats`` sampler (Wishart
 Gram factor, X^T Y given it) has the law of the ``labels`` sampler. Every law check is seeded, states its
 level, and rejects a deliberately wrong sampler."""
 
@@ -19,7 +20,7 @@ import pytest
 from scipy import stats
 
 from linreg_collapse import SimConfig
-from linreg_collapse.design import sample_gram_cholesky, sample_without_replacement
+from linreg_collapse.design import _wide_product, sample_gram_cholesky, sample_without_replacement, uniform_below
 from linreg_collapse.errors import InputError
 
 sim = importlib.import_module("linreg_collapse.simulate")
@@ -29,10 +30,68 @@ LEVEL = 1e-3  # a law check passes when its test does not reject at this level
 FULL = pytest.mark.skipif(os.environ.get("LINREG_FULL") != "1", reason="heavy variant: set LINREG_FULL=1")
 
 
+# --- uniform integers: Lemire's multiply-shift with rejection -----------------------------------------
+
+
+def test_wide_product_is_the_exact_64_bit_product():
+    rng = np.random.default_rng(0)
+    a = np.concatenate([[0, 1, 2**32 - 1, 2**32 - 1, 2**16], rng.integers(0, 2**32, 2000)]).astype(np.uint32)
+    b = np.concatenate([[0, 2**32 - 1, 1, 2**32 - 1, 2**16], rng.integers(0, 2**32, 2000)]).astype(np.uint32)
+    high, low = (np.asarray(x) for x in jax.jit(_wide_product)(a, b))
+    exact = [int(x) * int(y) for x, y in zip(a, b)]
+    assert high.tolist() == [e >> 32 for e in exact] and low.tolist() == [e & (2**32 - 1) for e in exact]
+
+
+BIG_SPAN = 3 * 2**29  # 2^32 / s = 8/3: a quarter of the words is rejected, so the redraw loop runs
+
+
+def big_span_pvalue(r: np.ndarray) -> float:
+    """Chi-square of draws on {0..BIG_SPAN-1} against the uniform law, on 36 equiprobable cells
+    (r // 2^27, r mod 3): modulo reduction overweights r < 2^30 (3 words each, against 2), multiply-shift
+    without rejection overweights r mod 3 in {0, 1} (floor(3 x / 8): 3 words each, against 2)."""
+    if r.min() < 0 or r.max() >= BIG_SPAN:
+        return 0.0
+    return stats.chisquare(np.bincount((r // 2**27) * 3 + r % 3, minlength=36)).pvalue
+
+
+def test_uniform_below_is_exact_where_modulo_and_plain_multiply_shift_are_biased():
+    key, n = jax.random.key(1), 36_000  # 1000 expected per cell
+    span = np.full(n, BIG_SPAN, np.uint32)
+    assert big_span_pvalue(np.asarray(uniform_below(key, span)).astype(np.int64)) > LEVEL
+    words = jax.random.bits(key, (n,), jnp.uint32)
+    assert big_span_pvalue(np.asarray(words % span).astype(np.int64)) < 1e-9, "negative control: modulo"
+    plain = np.asarray(_wide_product(words, jnp.asarray(span))[0]).astype(np.int64)
+    assert big_span_pvalue(plain) < 1e-9, "negative control: no rejection"
+
+
+def small_spans_pvalue(r: np.ndarray, spans: np.ndarray) -> float:
+    """Chi-square of draws r_i on {0..spans_i - 1} against the uniform law, over every (span, value) cell;
+    0 if any draw is out of its range."""
+    if np.any((r < 0) | (r >= spans)):
+        return 0.0
+    counts = np.concatenate([np.bincount(r[spans == s], minlength=s) for s in np.unique(spans)])
+    expected = np.concatenate([np.full(s, np.sum(spans == s) / s) for s in np.unique(spans)])
+    return stats.chi2.sf(np.sum((counts - expected) ** 2 / expected), counts.size - np.unique(spans).size)
+
+
+def test_uniform_below_small_spans_and_off_by_one_controls():
+    spans = np.tile(np.arange(1, 8), 3000)  # 3000 draws of each span 1..7
+    key = jax.random.key(2)
+    assert small_spans_pvalue(np.asarray(uniform_below(key, spans)), spans) > LEVEL
+    assert small_spans_pvalue(np.asarray(uniform_below(key, spans + 1)), spans) == 0.0, "negative control"
+    wide = np.maximum(spans - 1, 1)  # span 1 kept; the top value of every other span never drawn
+    assert small_spans_pvalue(np.asarray(uniform_below(key, wide)), spans) < 1e-9, "negative control"
+
+
 # --- index samplers: the new one, the algorithm it replaced, the peer's rule, a wrong one --------------
 
 
 POOL = 128  # padded pool of the reference below: at least every population drawn from in this file
+
+
+def floyd_subset(key, population: int, k: int):
+    """The sampler under test on a fresh table (stamp 1)."""
+    return sample_without_replacement(key, population, k, jnp.zeros(population, jnp.int32), 1)[0]
 
 
 def argsort_subset(key, population, k):
@@ -73,7 +132,7 @@ def subset_uniformity_pvalue(subsets: np.ndarray, population: int) -> float:
     return stats.chisquare(counts).pvalue
 
 
-@pytest.mark.parametrize("sampler", [sample_without_replacement, argsort_subset, "peer"],
+@pytest.mark.parametrize("sampler", [floyd_subset, argsort_subset, "peer"],
                          ids=["floyd", "argsort-reference", "peer-choice"])
 def test_every_k_subset_is_equally_likely(sampler):
     population, k, draws = 8, 4, 14_000  # 70 subsets, 200 draws each
@@ -87,17 +146,45 @@ def test_off_by_one_floyd_is_rejected():
     assert subset_uniformity_pvalue(subsets, 8) < 1e-9
 
 
-def test_both_sorts_of_the_duplicate_test_pick_the_same_indices():
-    """The packed sort (r_i 2^b + i fits in 31 bits) and the stable sort used beyond it are the same draw;
-    Floyd's picks are distinct and in range. Negative control: dropping the duplicate test repeats indices."""
-    keys = jax.random.split(jax.random.key(5), 200)
-    packed = draw_subsets(sample_without_replacement, 300, 60, 200, seed=5)
-    stable = np.asarray(jax.vmap(lambda key: sample_without_replacement(key, 300, 60, max_population=2**26))(keys))
-    assert np.array_equal(packed, stable)
-    ordered = np.sort(packed, axis=1)
-    assert np.all(ordered[:, 1:] > ordered[:, :-1]) and ordered.min() >= 0 and ordered.max() < 300
-    no_test = np.asarray(jax.vmap(lambda key: jax.random.randint(key, (60,), 0, 240 + np.arange(60) + 1))(keys))
-    assert np.any(np.sort(no_test, axis=1)[:, 1:] == np.sort(no_test, axis=1)[:, :-1])
+def floyd_loop(r: list[int], population: int) -> tuple[list[int], int]:
+    """Floyd's sequential loop on given draws r_i: (its picks in step order, the longest chain of steps
+    whose draw is an earlier step's collision pick)."""
+    k, picks, chain = len(r), [], []
+    for i, ri in enumerate(r):
+        earlier = ri - (population - k)
+        picks.append(population - k + i if ri in picks else ri)
+        chain.append(1 + chain[earlier] if 0 <= earlier < i and ri not in r[:i] else 0)
+    return picks, max(chain)
+
+
+def test_loop_free_floyd_is_floyds_loop_draw_for_draw():
+    """Three draws per trial on one table (stamps 1, 2, 3, the regime's use), populations 120, 180, 240 of
+    k = 60: the picks are the sequential loop's on the same r_i, chains included. Negative control: the
+    same table reused with a stamp that does not increase mistakes stale codes for repeats."""
+    k, populations, trials = 60, (120, 180, 240), 300
+    keys = jax.random.split(jax.random.key(5), (len(populations), trials))
+
+    @jax.jit
+    def draws(keys, stamps):
+        def one_trial(keys):
+            def step(seen, call):
+                key, population, stamp = call
+                picks, seen = sample_without_replacement(key, population, k, seen, stamp)
+                return seen, (picks, uniform_below(key, population - k + jnp.arange(1, k + 1)))
+            return jax.lax.scan(step, jnp.zeros(max(populations), jnp.int32),
+                                (keys, jnp.asarray(populations), stamps))[1]
+        return jax.vmap(one_trial, in_axes=1, out_axes=1)(keys)
+
+    picks, r = (np.asarray(x) for x in draws(keys, jnp.arange(1, 4)))
+    longest = 0
+    for call, population in enumerate(populations):
+        for trial in range(trials):
+            expected, chain = floyd_loop(r[call, trial].tolist(), population)
+            assert picks[call, trial].tolist() == expected, (population, trial)
+            longest = max(longest, chain)
+    assert longest >= 3, "the draws exercise chains of collisions"
+    stale = np.asarray(draws(keys, jnp.ones(3, jnp.int32))[0])
+    assert np.array_equal(stale[0], picks[0]) and not np.array_equal(stale[1:], picks[1:])
 
 
 def test_realistic_pool_inclusion_and_block_counts():
@@ -106,7 +193,7 @@ def test_realistic_pool_inclusion_and_block_counts():
     correlation); the newest block's count is hypergeometric and has the same law as the peer's rule
     (chi-square homogeneity)."""
     population, k, draws = 600, 100, 3000
-    subsets = draw_subsets(sample_without_replacement, population, k, draws)
+    subsets = draw_subsets(floyd_subset, population, k, draws)
     ordered = np.sort(subsets, axis=1)
     assert ordered[:, 0].min() >= 0 and ordered[:, -1].max() < population
     assert np.all(ordered[:, 1:] > ordered[:, :-1])
@@ -174,13 +261,14 @@ def peer_rule_errors(trials: int, seed: int = 3, newest_only: bool = False) -> n
 def subsample_errors(monkeypatch, index_sampler) -> np.ndarray:
     """Per-trial last-generation errors of the simulator with ``index_sampler`` (compiled afresh, uncached)."""
     with monkeypatch.context() as patch:
-        patch.setattr(regimes, "sample_without_replacement", index_sampler)
+        patch.setattr(regimes, "sample_without_replacement",
+                      lambda key, population, k, seen, stamp: (index_sampler(key, population, k), seen))
         patch.setattr(sim, "compiled_runner", sim.compiled_runner.__wrapped__)
         return sim.run_trials(SimConfig(trials=SUB_TRIALS, **SUB))[0][:, -1]
 
 
 def test_subsample_errors_have_the_law_of_the_sort_and_of_the_peer(monkeypatch):
-    ours = subsample_errors(monkeypatch, sample_without_replacement)
+    ours = sim.run_trials(SimConfig(trials=SUB_TRIALS, **SUB))[0][:, -1]
     assert same_law(ours, subsample_errors(monkeypatch, argsort_subset))
     assert same_law(ours, peer_rule_errors(SUB_TRIALS))
     assert not same_law(ours, peer_rule_errors(SUB_TRIALS, newest_only=True)), "negative control: no pool"

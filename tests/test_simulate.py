@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from linreg_collapse import SimConfig, simulate
+from linreg_collapse.design import uniform_below
 from linreg_collapse.regimes import generation_keys
 
 sim = importlib.import_module("linreg_collapse.simulate")  # the module (the package exports the function)
@@ -130,7 +131,7 @@ def _numpy_reference(cfg: SimConfig, trial: int) -> np.ndarray:
             E = cfg.sigma * np.asarray(jax.random.normal(kn, (T,), dtype=np.float64))
             u_mask = np.asarray(jax.random.bits(km, (T,), np.uint32))  # mask keys: smallest k win
             size = (n + 1) * T  # the subsample's Floyd draws r_i uniform on {0, ..., size - T + i}
-            r_pool = np.asarray(jax.random.randint(kp, (T,), 0, size - T + 1 + np.arange(T), dtype=np.int32))
+            r_pool = np.asarray(uniform_below(kp, size - T + 1 + np.arange(T)))
         return X, E, u_mask, r_pool
 
     def fit(X, Y):
