@@ -208,7 +208,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
         pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
         if fresh:
             pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
-        # T of the (n + 1) T filled; stamp n: n 2^b <= 2 P, far below 2^31 for any pool that fits in memory
+        # T of the (n + 1) T filled; stamp n: n 2^b < 2^31 (config.validate)
         idx, seen = sample_without_replacement(k_pool, (n + 1) * T, T, seen, n)
         Xs = pool_X[idx] if fresh else design_X[idx % T]
         Ys = pool_Y[idx]
