@@ -7,8 +7,7 @@ accumulate-subsample pool), calibrated on XLA's own accounting of the compiled p
 within a factor 2 in tests/test_memory.py:
 
 * generation 0 (every regime): the design drawn flat and scaled, its Gram factor and the scan's carried
-  state: about 5 T d + 1.3 T (fresh designs 5.25 T d, redrawn every generation); none of it under the
-  stats sampler, which draws X^T X and X^T Y directly and no T x d array;
+  state: about 5 T d + 1.3 T (fresh designs 5.25 T d, redrawn every generation);
 * accumulate-subsample, fixed design: max(generation 0, 3.3 T d + 3.25 P) (the pooled labels and the
   subsample draw's int32 table over the pool); fresh design: 5.25 T d + (d + 3.25) P (the pooled rows too).
 
@@ -47,8 +46,8 @@ def trial_bytes(cfg: SimConfig) -> int:
     T, d, pool = cfg.T, cfg.d, (cfg.generations + 1) * cfg.T
     fresh = cfg.design == "fresh"
     floats = (5.25 * T * d + 1.25 * T) if fresh else (5.0 * T * d + 1.3 * T)
-    if cfg.effective_sampler == "stats":  # X^T X and X^T Y drawn directly: X never drawn
-        floats = 0.0
+    if cfg.effective_sampler == "stats":  # X^T X and X^T Y drawn directly: X only once (fixed), never (fresh)
+        floats = 0.0 if fresh else 3.3 * T * d + 1.3 * T
     if cfg.regime == "accumulate-subsample":
         floats = 5.25 * T * d + (d + 3.25) * pool if fresh else max(floats, 3.3 * T * d + 3.25 * pool)
     floats += 4 * d * d + 2 * cfg.generations + 64

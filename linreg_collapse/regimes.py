@@ -43,9 +43,8 @@ class Params(NamedTuple):
     edit_fraction: jax.Array  # p
     decay: jax.Array  # eta
     threshold: jax.Array  # tau
-    masks: jax.Array  # [generations, T] user masks (mask="file"), else [0, 0]
+    masks: jax.Array  # [generations, T] user masks (mask="file"), else [0, T]
     ridge: jax.Array  # lambda >= 0: the penalty is lambda x (samples fitted on) x ||w||^2
-    samples: jax.Array  # T, for the stats sampler, whose programs leave it traced (see make_regime)
 
 
 class RetrainState(NamedTuple):
@@ -88,15 +87,14 @@ class Data(NamedTuple):
     stat: jax.Array
 
 
-def _design(key, params: Params, T: int, est: Estimator, sampler: str):
-    """(X, factor) of a new Gaussian design. Labels: X drawn and factorised (shift ridge T). Stats: X = ()
-    and the factor L drawn directly from the Wishart law of X^T X
-    (:func:`~linreg_collapse.design.sample_gram_cholesky`, T = ``params.samples``, traced): X enters an OLS
-    fit and its error only through X^T X, so a fixed design drawn this way once has the same law."""
-    if sampler == "stats":
-        return (), sample_gram_cholesky(key, params.sqrt_eig, params.samples)
+def _design(key, params: Params, T: int, est: Estimator, sampler: str, fresh: bool):
+    """(X, factor) of a new Gaussian design. Labels: X drawn and factorised (shift ridge T). Stats: X = ();
+    a design drawn anew each generation (``fresh``) has L drawn directly from the Wishart law of X^T X
+    (:func:`~linreg_collapse.design.sample_gram_cholesky`), a fixed one is drawn once as X and factorised."""
+    if sampler == "stats" and fresh:
+        return (), sample_gram_cholesky(key, params.sqrt_eig, T)
     X = sample_design(key, params.sqrt_eig, T)
-    return X, est.factor(X, params.ridge * T)
+    return (() if sampler == "stats" else X), est.factor(X, params.ridge * T)
 
 
 def _labels(key, X, chol, w, params: Params, est: Estimator, sampler: str):
@@ -110,10 +108,11 @@ def _labels(key, X, chol, w, params: Params, est: Estimator, sampler: str):
     return Y, est.statistic(X, Y)
 
 
-def _real_data(trial_key, params: Params, T: int, est: Estimator, sampler: str = "labels") -> Data:
+def _real_data(trial_key, params: Params, T: int, est: Estimator, sampler: str = "labels",
+               fresh: bool = False) -> Data:
     """Generation 0: X_0, Y_0 = X_0 w* + E_0."""
     k_design, k_noise, _, _ = generation_keys(trial_key, 0)
-    X, chol = _design(k_design, params, T, est, sampler)
+    X, chol = _design(k_design, params, T, est, sampler, fresh)
     Y, stat = _labels(k_noise, X, chol, params.w_star, params, est, sampler)
     return Data(X, Y, chol, stat)
 
@@ -124,14 +123,14 @@ def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, est:
     Y_n = X_n w_{n-1} + E_n. Returns (n, data, the generation's subsample key)."""
     n = state.n + 1
     k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
-    X, chol = _design(k_design, params, T, est, sampler) if fresh else (state.X, state.chol)
+    X, chol = _design(k_design, params, T, est, sampler, fresh) if fresh else (state.X, state.chol)
     Y, stat = _labels(k_noise, X, chol, state.w, params, est, sampler)
     return n, Data(X, Y, chol, stat), k_pool
 
 
 def replace_regime(T: int, generations: int, fresh: bool, est: Estimator, sampler: str) -> Regime:
     def init(key, params):
-        data = _real_data(key, params, T, est, sampler)
+        data = _real_data(key, params, T, est, sampler, fresh)
         return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, est.solve(data.chol, data.X, data.stat), ())
 
     def step(state, key, params):
@@ -155,14 +154,13 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
         return data.chol @ data.chol.T if sampler == "stats" else data.X.T @ data.X
 
     def init(key, params):
-        data = _real_data(key, params, T, est, sampler)
+        data = _real_data(key, params, T, est, sampler, fresh)
         w = est.solve(data.chol, data.X, data.stat)
         if not fresh:
             return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, w, ((), data.stat))
         gram = gram_of(data)  # the state keeps the primal factor of later generations (unused by generation 1)
         xty = data.stat if sampler == "stats" else data.X.T @ data.Y
-        shift = params.ridge * params.samples
-        return RetrainState(jnp.int32(0), data.X, shifted_cholesky(gram, shift), data.Y, w, (gram, xty))
+        return RetrainState(jnp.int32(0), data.X, shifted_cholesky(gram, params.ridge * T), data.Y, w, (gram, xty))
 
     def step(state, key, params):
         n, data, _ = _synthetic_data(state, key, params, T, est, sampler, fresh)
@@ -170,7 +168,7 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
         if fresh:
             gram = gram + gram_of(data)
             stat = stat + (data.stat if sampler == "stats" else data.X.T @ data.Y)
-            chol = shifted_cholesky(gram, params.ridge * (n + 1) * params.samples)
+            chol = shifted_cholesky(gram, params.ridge * (n + 1) * T)
             w = Estimator(dual=False).solve(chol, data.X, stat)
         else:
             chol = data.chol
@@ -195,7 +193,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, Y, chol, stat = _real_data(key, params, T, est)
+        X, Y, chol, stat = _real_data(key, params, T, est, "labels", fresh)
         pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
         pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
         aux = (X, chol, pool_X, pool_Y, () if fresh else X.T, jnp.zeros(pool_size, jnp.int32))
@@ -252,13 +250,12 @@ def edit_regime(T: int, edit_op: str, mask: str, est: Estimator) -> Regime:
     return Regime(init, step)
 
 
-def make_regime(regime: str, T: int | None, generations: int, design: str, edit_op: str, mask: str, d: int,
+def make_regime(regime: str, T: int, generations: int, design: str, edit_op: str, mask: str, d: int,
                 sampler: str = "labels") -> Regime:
     """The (init, step) pair for a regime name of :data:`linreg_collapse.config.REGIMES` in dimension d;
     ``sampler`` (``labels`` or ``stats``, see :class:`Data`) applies to replace and accumulate, the others
-    use labels. Under ``stats`` no array has T rows and T is ``params.samples``: pass T = None, and one
-    program serves every T (OLS fits, T >= d + 2: the primal form)."""
-    est = Estimator(dual=False) if sampler == "stats" else estimator(T, d)
+    use labels."""
+    est = estimator(T, d)
     if regime == "edit":
         return edit_regime(T, edit_op, mask, est)
     fresh = design == "fresh"

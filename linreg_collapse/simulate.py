@@ -108,7 +108,7 @@ def make_params(cfg: SimConfig) -> Params:
     """The traced inputs of ``cfg``, NumPy arrays of ``cfg.dtype`` (no JAX operation: nothing to compile)."""
     dtype = np.dtype(cfg.dtype)
     eig = covariance_eigenvalues(cfg.cov, cfg.d, cfg.alpha)
-    masks = np.zeros((0, 0)) if cfg.masks is None else np.asarray(cfg.masks)
+    masks = np.zeros((0, cfg.T)) if cfg.masks is None else np.asarray(cfg.masks)
     scalar = functools.partial(np.asarray, dtype=dtype)
     return Params(
         w_star=scalar(ground_truth(cfg.wstar, cfg.d, cfg.delta)),
@@ -119,7 +119,6 @@ def make_params(cfg: SimConfig) -> Params:
         threshold=scalar(cfg.threshold),
         masks=scalar(masks),
         ridge=scalar(cfg.ridge),
-        samples=scalar(cfg.T),
     )
 
 
@@ -136,13 +135,10 @@ def chunk_keys(seed_key: jax.Array, start, count: int) -> jax.Array:
 
 
 def _static(cfg: SimConfig) -> tuple:
-    """The settings that shape ``cfg``'s program. T is not one under the stats sampler (T = None there: no
-    array has T rows), so one program serves every T of a grid."""
-    T = None if cfg.effective_sampler == "stats" else cfg.T
-    return (cfg.regime, T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask, cfg.effective_sampler)
+    return (cfg.regime, cfg.T, cfg.d, cfg.generations, cfg.design, cfg.edit_op, cfg.mask, cfg.effective_sampler)
 
 
-def trial_program(regime: str, T: int | None, d: int, generations: int, design: str, edit_op: str, mask: str,
+def trial_program(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
                   sampler: str = "labels"):
     """``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``, not yet jitted."""
     init, step = make_regime(regime, T, generations, design, edit_op, mask, d, sampler)
@@ -164,7 +160,7 @@ def trial_program(regime: str, T: int | None, d: int, generations: int, design: 
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_runner(regime: str, T: int | None, d: int, generations: int, design: str, edit_op: str, mask: str,
+def compiled_runner(regime: str, T: int, d: int, generations: int, design: str, edit_op: str, mask: str,
                     sampler: str = "labels"):
     """Jitted ``run(keys [B], params) -> (errors [B, G+1], edit_fractions [B, G+1])``."""
     return jax.jit(trial_program(regime, T, d, generations, design, edit_op, mask, sampler))

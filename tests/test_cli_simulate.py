@@ -83,7 +83,7 @@ BAD = {
     "edit-op without edit": (["--edit-op", "perturb"], "--edit-op has no effect here: it applies only with --regime edit"),
     "mask without edit": (["--regime", "accumulate", "--mask", "random"],
                           "--mask has no effect here: it applies only with --regime edit"),
-    "oversized": (["--T", "100000000", "--d", "10", "--sampler", "labels"], "one trial needs about"),
+    "oversized": (["--T", "100000000", "--d", "10"], "one trial needs about"),
     "stats sampler for edit": (["--regime", "edit", "--sampler", "stats"], "--sampler stats is not available"),
     "stats sampler for subsample": (["--regime", "accumulate-subsample", "--sampler", "stats"],
                                     "--sampler stats is not available for regime='accumulate-subsample'"),

@@ -88,12 +88,11 @@ def _cli(*argv, env=None):
 
 def test_oversized_run_exits_2_in_one_line_writing_nothing(tmp_path):
     out = tmp_path / "new" / "big.json"
-    proc = _cli("simulate", "--T", "100000000", "--d", "10", "--trials", "2", "--generations", "1", "--sampler", "labels",
-                "--json", str(out), env={memory.ENV_OVERRIDE: str(16 * 2**30)})  # stats draws no T x d array
+    proc = _cli("simulate", "--T", "100000000", "--d", "10", "--trials", "2", "--generations", "1",
+                "--json", str(out), env={memory.ENV_OVERRIDE: str(16 * 2**30)})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    big = SimConfig(T=100_000_000, d=10, trials=2, generations=1, sampler="labels")
-    needed = memory.format_bytes(memory.chunk_bytes(big, 1))
+    needed = memory.format_bytes(memory.chunk_bytes(SimConfig(T=100_000_000, d=10, trials=2, generations=1), 1))
     assert f"one trial needs about {needed}" in proc.stderr and "16.0 GiB is available" in proc.stderr
     assert "lower --T or --d" in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -6,7 +6,6 @@ level, and rejects a deliberately wrong sampler."""
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import itertools
 import math
@@ -356,18 +355,3 @@ def test_sampler_choice_is_validated_and_recorded():
             SimConfig(regime=regime, sampler="stats")
     with pytest.raises(InputError, match="sampler"):
         SimConfig(sampler="wishart")
-
-
-def test_stats_programs_serve_every_T():
-    """Under ``stats`` T is traced: configurations that differ only in T share one program, and in one batch
-    each gets its own T. Checked on generation 0, whose OLS mean error is sigma^2 d / (T - d - 1), within 4
-    standard errors at each T; the same rows under the other T are rejected (negative control), and the
-    labels sampler keeps T in the program."""
-    cfgs = [SimConfig(regime="replace", T=T, d=3, generations=1, trials=4000, seed=5) for T in (9, 40)]
-    assert sim.batch_key(cfgs[0]) == sim.batch_key(cfgs[1])
-    labels = [dataclasses.replace(c, sampler="labels") for c in cfgs]
-    assert sim.batch_key(labels[0]) != sim.batch_key(labels[1])
-    first = sim.run_batch(cfgs).errors[:, :, 0]
-    z = [[(row.mean() - 3 / (c.T - 4)) / (row.std(ddof=1) / math.sqrt(row.size)) for c in cfgs] for row in first]
-    assert abs(z[0][0]) < 4 and abs(z[1][1]) < 4, z
-    assert abs(z[0][1]) > 4 and abs(z[1][0]) > 4, z
