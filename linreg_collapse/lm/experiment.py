@@ -330,7 +330,7 @@ def run_experiment(preset: Preset, out_dir, seeds: int = 5, progress=True) -> di
     stored = Path(out_dir) / "results.json"
     files = plots.figure_files(out_dir)
     if stored.exists() and stored.read_text() == json_text(results) and all(f.exists() for f in files):
-        results["figures"] = [str(f) for f in files[:-1]]  # a rerun with nothing new: the figures stand
+        results["figures"] = [str(f) for f in files if f.suffix == ".png"]  # a rerun with nothing new: they stand
         return results
     write_json(stored, results)
     results["figures"] = plots.write_figures(results, out_dir)
