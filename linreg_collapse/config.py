@@ -204,9 +204,9 @@ def validate(cfg: SimConfig) -> None:
             f"T={cfg.T} < d - 1 = {cfg.d - 1}: accumulate with design='fresh' and ridge=0 would need the minimum-norm "
             f"fit of a growing pool, which is not implemented (use ridge > 0 or design='fixed')")
     _integer("generations", cfg.generations, 0)
-    require(cfg.regime != "accumulate-subsample" or cfg.generations << max(1, (cfg.T - 1).bit_length()) < 2**31,
+    require(cfg.regime != "accumulate-subsample" or (cfg.generations + 1) << max(1, (cfg.T - 1).bit_length()) < 2**31,
             f"generations={cfg.generations} with T={cfg.T}: accumulate-subsample numbers its draws in int32 "
-            f"(generations x 2^ceil(log2 T) must be < 2^31); lower --generations or --T")
+            f"((generations + 1) x 2^ceil(log2 T) must be < 2^31); lower --generations or --T")
     _integer("trials", cfg.trials, 2)
     _integer("seed", cfg.seed, 0)
     if cfg.sampler is not None:

@@ -6,10 +6,11 @@ accumulate-subsample pool), calibrated on XLA's own accounting of the compiled p
 (``jax.jit(...).lower(...).compile().memory_analysis()``: arguments + outputs + temporaries) and checked
 within a factor 2 in tests/test_memory.py:
 
-* generation 0 (every regime): the design drawn flat and scaled, its Gram factor and the scan's carried
-  state: about 5 T d + 1.3 T (fresh designs 5.25 T d, redrawn every generation);
-* accumulate-subsample, fixed design: max(generation 0, 3.3 T d + 3.25 P) (the pooled labels and the
-  subsample draw's int32 table over the pool); fresh design: 5.25 T d + (d + 3.25) P (the pooled rows too).
+* generation 0 (replace, accumulate, edit): the design drawn flat and scaled, its Gram factor and the scan's
+  carried state: about 5 T d + 1.3 T (fresh designs 5.25 T d, redrawn every generation); under the stats
+  sampler a fixed design's X and its factor only, about T d + T, and nothing of T for a fresh one;
+* accumulate-subsample, fixed design: 3.2 T d + 1.45 P (the design, the pooled labels and the subsample
+  draw's int32 table over the pool); fresh design: 5.25 T d + (d + 3.25) P (the pooled rows too).
 
 A float32 trial takes about 0.6 of the bytes of the same trial in float64, not 0.5 (XLA's accounting:
 the random bits and integer indices do not halve): :data:`FLOAT32_FACTOR`.
@@ -47,9 +48,9 @@ def trial_bytes(cfg: SimConfig) -> int:
     fresh = cfg.design == "fresh"
     floats = (5.25 * T * d + 1.25 * T) if fresh else (5.0 * T * d + 1.3 * T)
     if cfg.effective_sampler == "stats":  # X^T X and X^T Y drawn directly: X only once (fixed), never (fresh)
-        floats = 0.0 if fresh else 3.3 * T * d + 1.3 * T
+        floats = 0.0 if fresh else 1.0 * T * d + 1.0 * T
     if cfg.regime == "accumulate-subsample":
-        floats = 5.25 * T * d + (d + 3.25) * pool if fresh else max(floats, 3.3 * T * d + 3.25 * pool)
+        floats = 5.25 * T * d + (d + 3.25) * pool if fresh else 3.2 * T * d + 1.45 * pool
     floats += 4 * d * d + 2 * cfg.generations + 64
     scale = 8 if cfg.dtype == "float64" else 8 * FLOAT32_FACTOR
     return int(floats * scale)

@@ -1,6 +1,7 @@
 """Retraining regimes, each an ``(init, step)`` pair of pure functions on a :class:`RetrainState`.
 
-* ``init(key, params) -> state``: generation 0, the fit on real data Y_0 = X_0 w* + E_0.
+* ``init(key, params) -> state``: generation 0, the fit on real data Y_0 = X_0 w* + E_0 (or, for a regime
+  whose ``real_data_is_a_step``, the state before it, from which ``step`` builds generation 0).
 * ``step(state, key, params) -> (state, edit_fraction)``: build generation n's data from generation
   n-1's model and refit. ``key`` is the trial's key; per-generation keys come from
   :func:`generation_keys`, with the same split for every regime, so regimes that should agree draw for
@@ -59,8 +60,12 @@ class RetrainState(NamedTuple):
 
 
 class Regime(NamedTuple):
+    """``init`` returns generation 0's state, and the simulator's scan steps to generations 1..G; or, when
+    ``real_data_is_a_step``, the state before generation 0 (n = -1, w = w*), and the scan steps to 0..G."""
+
     init: Callable[[jax.Array, Params], RetrainState]
     step: Callable[[RetrainState, jax.Array, Params], tuple[RetrainState, jax.Array]]
+    real_data_is_a_step: bool = False
 
 
 def generation_keys(trial_key: jax.Array, n) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -120,12 +125,12 @@ def _real_data(trial_key, params: Params, T: int, est: Estimator, sampler: str =
 def _synthetic_data(state: RetrainState, trial_key, params: Params, T: int, est: Estimator, sampler: str,
                     fresh: bool):
     """Generation n's data from generation n-1's model: X_n (new if ``fresh``, else the current one),
-    Y_n = X_n w_{n-1} + E_n. Returns (n, data, the generation's subsample key)."""
+    Y_n = X_n w_{n-1} + E_n. Returns (n, data)."""
     n = state.n + 1
-    k_design, k_noise, _, k_pool = generation_keys(trial_key, n)
+    k_design, k_noise, _, _ = generation_keys(trial_key, n)
     X, chol = _design(k_design, params, T, est, sampler, fresh) if fresh else (state.X, state.chol)
     Y, stat = _labels(k_noise, X, chol, state.w, params, est, sampler)
-    return n, Data(X, Y, chol, stat), k_pool
+    return n, Data(X, Y, chol, stat)
 
 
 def replace_regime(T: int, generations: int, fresh: bool, est: Estimator, sampler: str) -> Regime:
@@ -134,7 +139,7 @@ def replace_regime(T: int, generations: int, fresh: bool, est: Estimator, sample
         return RetrainState(jnp.int32(0), data.X, data.chol, data.Y, est.solve(data.chol, data.X, data.stat), ())
 
     def step(state, key, params):
-        n, data, _ = _synthetic_data(state, key, params, T, est, sampler, fresh)
+        n, data = _synthetic_data(state, key, params, T, est, sampler, fresh)
         return RetrainState(n, data.X, data.chol, data.Y, est.solve(data.chol, data.X, data.stat), ()), jnp.nan
 
     return Regime(init, step)
@@ -163,7 +168,7 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
         return RetrainState(jnp.int32(0), data.X, shifted_cholesky(gram, params.ridge * T), data.Y, w, (gram, xty))
 
     def step(state, key, params):
-        n, data, _ = _synthetic_data(state, key, params, T, est, sampler, fresh)
+        n, data = _synthetic_data(state, key, params, T, est, sampler, fresh)
         gram, stat = state.aux
         if fresh:
             gram = gram + gram_of(data)
@@ -180,10 +185,14 @@ def accumulate_regime(T: int, generations: int, fresh: bool, est: Estimator, sam
 
 
 def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Estimator) -> Regime:
-    """aux = (X_n, chol_n, pool_X, pool_Y, X^T, seen): the newest design (the one synthetic data is drawn on),
-    the (generations + 1) T pooled points, filled generation by generation, for a fixed design its
-    transpose, formed once, and the subsample draw's table (:func:`~linreg_collapse.design.sample_without_replacement`,
-    stamped with the generation). Labels sampler only: the fit uses individual pooled points.
+    """aux = (pool_X, pool_Y, design, seen): the (generations + 1) T pooled points, filled generation by
+    generation; for a fixed design (X, X^T), both formed once (else ()); and the subsample draw's table
+    (:func:`~linreg_collapse.design.sample_without_replacement`, stamped with the generation). Labels sampler
+    only: the fit uses individual pooled points.
+
+    Generation 0 is a step too (``Regime.real_data_is_a_step``): its data are the real data, Y_0 = X_0 w* + E_0,
+    drawn with generation 0's keys, and its subsample is the whole pool of T points. So the program holds one
+    copy of the fit and the label draw, not a second one for generation 0 (15% less compile CPU).
 
     With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
     fixed design repeats rows; the fit uses X's rows with their multiplicities and label sums
@@ -193,37 +202,52 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
     pool_size = (generations + 1) * T
 
     def init(key, params):
-        X, Y, chol, stat = _real_data(key, params, T, est, "labels", fresh)
-        pool_Y = jnp.zeros(pool_size, Y.dtype).at[:T].set(Y)
-        pool_X = jnp.zeros((pool_size, X.shape[1]), X.dtype).at[:T].set(X) if fresh else ()
-        aux = (X, chol, pool_X, pool_Y, () if fresh else X.T, jnp.zeros(pool_size, jnp.int32))
-        return RetrainState(jnp.int32(0), X, chol, Y, est.solve(chol, X, stat), aux)
+        """The state before generation 0: the model w*, an empty pool, a fixed design drawn with generation 0's
+        key (a fresh one is drawn by each step)."""
+        d, dtype = params.sqrt_eig.shape[0], params.sqrt_eig.dtype
+        if fresh:
+            design, pool_X = (), jnp.zeros((pool_size, d), dtype)
+        else:
+            X = sample_design(generation_keys(key, 0)[0], params.sqrt_eig, T)
+            design, pool_X = (X, X.T), ()
+        aux = (pool_X, jnp.zeros(pool_size, dtype), design, jnp.zeros(pool_size, jnp.int32))
+        factor_size = T if est.dual else d
+        return RetrainState(jnp.int32(-1), jnp.zeros((T, d), dtype), jnp.zeros((factor_size, factor_size), dtype),
+                            jnp.zeros(T, dtype), params.w_star, aux)
 
     def step(state, key, params):
-        design_X, design_chol, pool_X, pool_Y, design_Xt, seen = state.aux
-        n, (X, Y, chol, _), k_pool = _synthetic_data(state._replace(X=design_X, chol=design_chol), key, params,
-                                                      T, est, "labels", fresh)
-        pool_Y = jax.lax.dynamic_update_slice(pool_Y, Y, (n * T,))
+        pool_X, pool_Y, design, seen = state.aux
+        n = state.n + 1
+        k_design, k_noise, _, k_pool = generation_keys(key, n)
+        X = sample_design(k_design, params.sqrt_eig, T) if fresh else design[0]
+        Y, _ = _labels(k_noise, X, (), state.w, params, est, "labels")
+        # Written by a scatter, not a dynamic_update_slice: XLA fuses the label draw (or the design's) into an
+        # in-place update, which runs on one thread; a scatter takes it from a loop fusion run on every core.
+        # The same numbers, 7% less wall time per chunk at T = 100, d = 10 (BENCHMARKS.md, "sixth landing").
+        rows = n * T + jnp.arange(T)
+        pool_Y = pool_Y.at[rows].set(Y, indices_are_sorted=True, unique_indices=True)
         if fresh:
-            pool_X = jax.lax.dynamic_update_slice(pool_X, X, (n * T, 0 * n))
-        # T of the (n + 1) T filled; stamp n: n 2^b < 2^31 (config.validate)
-        idx, seen = sample_without_replacement(k_pool, (n + 1) * T, T, seen, n)
-        Xs = pool_X[idx] if fresh else design_X[idx % T]
+            pool_X = pool_X.at[rows].set(X, indices_are_sorted=True, unique_indices=True)
+        # T of the (n + 1) T filled (all of them at n = 0); stamp n + 1: (n + 1) 2^b < 2^31 (config.validate)
+        idx, seen = sample_without_replacement(k_pool, (n + 1) * T, T, seen, n + 1)
         Ys = pool_Y[idx]
         if fresh:
+            Xs = pool_X[idx]
             chol_s = est.factor(Xs, params.ridge * T)
             w = est.fit(chol_s, Xs, Ys)
         else:
+            design_X, design_Xt = design
             row = jax.lax.rem(idx, jnp.asarray(T, idx.dtype))  # idx >= 0: C remainder, no sign fix-up
+            Xs = design_X[row]
             counts = jnp.zeros(T, Ys.dtype).at[row].add(1.0)
             label_sums = jnp.zeros(T, Ys.dtype).at[row].add(Ys)
             if est.dual:
                 chol_s, w = weighted_dual_fit(design_X, counts, label_sums, params.ridge * T)
             else:
                 chol_s, w = weighted_primal_fit(design_X, design_Xt, counts, label_sums, params.ridge * T)
-        return RetrainState(n, Xs, chol_s, Ys, w, (X, chol, pool_X, pool_Y, design_Xt, seen)), jnp.nan
+        return RetrainState(n, Xs, chol_s, Ys, w, (pool_X, pool_Y, design, seen)), jnp.nan
 
-    return Regime(init, step)
+    return Regime(init, step, real_data_is_a_step=True)
 
 
 def edit_regime(T: int, edit_op: str, mask: str, est: Estimator) -> Regime:

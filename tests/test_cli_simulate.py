@@ -83,7 +83,7 @@ BAD = {
     "edit-op without edit": (["--edit-op", "perturb"], "--edit-op has no effect here: it applies only with --regime edit"),
     "mask without edit": (["--regime", "accumulate", "--mask", "random"],
                           "--mask has no effect here: it applies only with --regime edit"),
-    "oversized": (["--T", "100000000", "--d", "10"], "one trial needs about"),
+    "oversized": (["--T", "10000000000", "--d", "10"], "one trial needs about"),
     "subsample stamps overflow": (["--regime", "accumulate-subsample", "--T", "100000", "--generations", "20000"],
                                   "accumulate-subsample numbers its draws in int32"),
     "stats sampler for edit": (["--regime", "edit", "--sampler", "stats"], "--sampler stats is not available"),

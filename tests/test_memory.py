@@ -3,6 +3,7 @@ refused at once, and a run that fits only in small chunks completed with the sam
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import subprocess
@@ -51,8 +52,13 @@ def test_estimate_within_a_factor_2_of_xla(name):
     estimate = memory.trial_bytes(cfg) * 8
     measured = measured_bytes(cfg, 8)
     assert measured / 2 <= estimate <= 2 * measured, (estimate, measured)
-    # negative control: forgetting the design's temporaries (counting only X once) is caught
-    assert not measured / 2 <= 8 * cfg.T * cfg.d * 8 <= 2 * measured or cfg.regime == "accumulate-subsample"
+    # negative control: a wrong model is caught: the labels sampler's for the stats sampler (X and its draw,
+    # not the sufficient statistics), else forgetting the design's temporaries (counting only X once)
+    if cfg.effective_sampler == "stats":
+        wrong = memory.trial_bytes(dataclasses.replace(cfg, sampler="labels")) * 8
+    else:
+        wrong = 8 * cfg.T * cfg.d * 8
+    assert not measured / 2 <= wrong <= 2 * measured or cfg.regime == "accumulate-subsample"
 
 
 def test_chunks_shrink_to_what_fits(monkeypatch):
@@ -88,11 +94,11 @@ def _cli(*argv, env=None):
 
 def test_oversized_run_exits_2_in_one_line_writing_nothing(tmp_path):
     out = tmp_path / "new" / "big.json"
-    proc = _cli("simulate", "--T", "100000000", "--d", "10", "--trials", "2", "--generations", "1",
+    proc = _cli("simulate", "--T", "1000000000", "--d", "10", "--trials", "2", "--generations", "1",
                 "--json", str(out), env={memory.ENV_OVERRIDE: str(16 * 2**30)})
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    needed = memory.format_bytes(memory.chunk_bytes(SimConfig(T=100_000_000, d=10, trials=2, generations=1), 1))
+    needed = memory.format_bytes(memory.chunk_bytes(SimConfig(T=1_000_000_000, d=10, trials=2, generations=1), 1))
     assert f"one trial needs about {needed}" in proc.stderr and "16.0 GiB is available" in proc.stderr
     assert "lower --T or --d" in proc.stderr
     assert list(tmp_path.iterdir()) == []

@@ -16,9 +16,12 @@ import numpy as np
 import optax
 
 from ..errors import require
+from ..jax_setup import unroll_threefry_on_cpu
 from ..progress import track
 from .data import BOS, Corpus
 from .model import ModelConfig, Transformer
+
+unroll_threefry_on_cpu()  # the same draws, faster (jax_setup)
 
 NEWLINE = ord("\n")  # ends a document of the built-in source and of a sampled one
 
