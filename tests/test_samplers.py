@@ -10,6 +10,8 @@ import importlib
 import itertools
 import math
 import os
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -27,6 +29,37 @@ regimes = importlib.import_module("linreg_collapse.regimes")
 
 LEVEL = 1e-3  # a law check passes when its test does not reject at this level
 FULL = pytest.mark.skipif(os.environ.get("LINREG_FULL") != "1", reason="heavy variant: set LINREG_FULL=1")
+
+
+# --- the Threefry hash behind every draw: unrolled on CPU, the same bits ----------------------------
+
+UNROLL_CHILD = """
+import jax, numpy as np
+jax.config.update("jax_enable_x64", True)
+from linreg_collapse.jax_setup import unroll_threefry_on_cpu
+key = jax.random.key(3)
+def draws(k):
+    return jax.random.bits(k, (3, 333)), jax.random.normal(jax.random.fold_in(k, 7), (1000,))
+def hashes_in_a_loop():
+    return "while" in jax.jit(draws).lower(key).as_text()
+rolled = [np.asarray(x) for x in jax.jit(draws)(key)]
+assert hashes_in_a_loop(), "JAX's own CPU rule is a loop"
+assert unroll_threefry_on_cpu()
+jax.clear_caches()
+assert not hashes_in_a_loop(), "the unrolled rule is in use"
+unrolled = [np.asarray(x) for x in jax.jit(draws)(key)]
+assert all(np.array_equal(a, b) for a, b in zip(rolled, unrolled)), "the same bits and normals"
+other = [np.asarray(x) for x in jax.jit(draws)(jax.random.key(4))]
+assert not any(np.array_equal(a, b) for a, b in zip(rolled, other)), "negative control: another key"
+print("ok")
+"""
+
+
+def test_unrolled_threefry_gives_jax_s_own_draws_bit_for_bit():
+    """In a fresh process (the rule is process-wide): JAX's CPU rule hashes in a loop, the unrolled one
+    does not, and both give the same bits and float64 normals; another key gives others."""
+    proc = subprocess.run([sys.executable, "-c", UNROLL_CHILD], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
 # --- uniform integers: Lemire's multiply-shift with rejection -----------------------------------------
