@@ -16,7 +16,8 @@ A level already in ``XLA_FLAGS`` (the test suite's 0, say) is kept.
 :func:`prefer_fast_compiles` is a command's choice, not applied on import: ``verify`` compiles its programs
 for a short compile rather than a fast run (see there). :func:`lower_linear_algebra_with_xla` is the same
 deadlock's other side, for processes that partition CPU programs over several devices (see there).
-:func:`unroll_threefry_on_cpu` is a speed setting that :mod:`.simulate` and :mod:`.lm.train` apply when imported.
+:func:`unroll_threefry_on_cpu` is a speed setting that :mod:`.simulate` and :mod:`.lm.train` apply when imported
+(except under the classic emitters, where it would slow compiles down).
 """
 
 from __future__ import annotations
@@ -96,18 +97,23 @@ def lower_linear_algebra_with_xla() -> bool:
     return True
 
 
-def unroll_threefry_on_cpu() -> bool:
+def unroll_threefry_on_cpu(environ: MutableMapping[str, str] = os.environ) -> bool:
     """Lower the Threefry-2x32 hash behind every ``jax.random`` draw on CPU as straight-line code (JAX's rule
-    for GPUs) instead of JAX's CPU rule, a ``fori_loop`` over its 5 groups of 4 rounds; returns whether it could.
+    for GPUs) instead of JAX's CPU rule, a ``fori_loop`` over its 5 groups of 4 rounds; returns whether it did.
 
-    The same 20 rounds on the same words, so every draw is the same bit for bit. Unrolled, XLA fuses the hash
-    with its consumer into one vectorised loop instead of 5 passes over the counters through memory:
-    a 64-bit word costs 2.9 ns instead of 11 ns on the 2-core Xeon, compiles faster, and the simulator's
-    programs run 8-15% faster (BENCHMARKS.md, "sixth landing"). Programs lowered from now on use it.
+    The same 20 rounds on the same words, so every draw is the same bit for bit. Unrolled, XLA's fusion
+    emitters fuse the hash with its consumer into one vectorised loop instead of 5 passes over the counters
+    through memory: a 64-bit word costs 2.9 ns instead of 11 ns on the 2-core Xeon, and the simulator's
+    programs run 8-15% faster at the same compile time (BENCHMARKS.md, "sixth landing"). Programs lowered
+    from now on use it.
 
-    The rule comes from JAX's private lowering table (``jax._src``); if it moves, this returns False and JAX's
-    own CPU rule stays.
+    Not under XLA's classic emitters (``--xla_cpu_use_fusion_emitters=false`` in ``XLA_FLAGS``: the fast
+    compiles of ``verify`` and the test suite), which compile the unrolled hash 1.2-2.6x slower; JAX's rule
+    stays. The rule comes from JAX's private lowering table (``jax._src``); if it moves, this returns False
+    and JAX's own CPU rule stays.
     """
+    if "--xla_cpu_use_fusion_emitters=false" in environ.get("XLA_FLAGS", "").split():
+        return False
     try:
         from jax._src.interpreters import mlir
         from jax._src.random import threefry2x32

@@ -44,7 +44,9 @@ def hashes_in_a_loop():
     return "while" in jax.jit(draws).lower(key).as_text()
 rolled = [np.asarray(x) for x in jax.jit(draws)(key)]
 assert hashes_in_a_loop(), "JAX's own CPU rule is a loop"
-assert unroll_threefry_on_cpu()
+assert not unroll_threefry_on_cpu({"XLA_FLAGS": "--xla_cpu_use_fusion_emitters=false"}), "classic emitters: kept"
+assert hashes_in_a_loop()
+assert unroll_threefry_on_cpu({"XLA_FLAGS": ""})
 jax.clear_caches()
 assert not hashes_in_a_loop(), "the unrolled rule is in use"
 unrolled = [np.asarray(x) for x in jax.jit(draws)(key)]
@@ -57,7 +59,8 @@ print("ok")
 
 def test_unrolled_threefry_gives_jax_s_own_draws_bit_for_bit():
     """In a fresh process (the rule is process-wide): JAX's CPU rule hashes in a loop, the unrolled one
-    does not, and both give the same bits and float64 normals; another key gives others."""
+    does not (it is not installed under the classic emitters), and both give the same bits and float64
+    normals; another key gives others."""
     proc = subprocess.run([sys.executable, "-c", UNROLL_CHILD], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
