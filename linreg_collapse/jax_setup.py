@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import MutableMapping
+from typing import Callable, MutableMapping
 
 SCHEDULER_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
 OPT_LEVEL_FLAG = "--xla_backend_optimization_level"
@@ -85,16 +85,12 @@ def lower_linear_algebra_with_xla() -> bool:
     The rules come from JAX's private lowering table (``jax._src``); if they move, this returns False and
     LAPACK stays.
     """
-    try:
-        from jax._src.interpreters import mlir
+    def rules():
         from jax._src.lax import linalg
-        rules = ((linalg.cholesky_p, linalg._cholesky_lowering),
-                 (linalg.triangular_solve_p, linalg._triangular_solve_lowering))
-    except (ImportError, AttributeError):
-        return False
-    for primitive, rule in rules:
-        mlir.register_lowering(primitive, rule, platform="cpu")
-    return True
+        return ((linalg.cholesky_p, linalg._cholesky_lowering),
+                (linalg.triangular_solve_p, linalg._triangular_solve_lowering))
+
+    return _lower_on_cpu_with(rules)
 
 
 def unroll_threefry_on_cpu(environ: MutableMapping[str, str] = os.environ) -> bool:
@@ -103,23 +99,33 @@ def unroll_threefry_on_cpu(environ: MutableMapping[str, str] = os.environ) -> bo
 
     The same 20 rounds on the same words, so every draw is the same bit for bit. Unrolled, XLA's fusion
     emitters fuse the hash with its consumer into one vectorised loop instead of 5 passes over the counters
-    through memory: a 64-bit word costs 2.9 ns instead of 11 ns on the 2-core Xeon, and the simulator's
-    programs run 8-15% faster at the same compile time (BENCHMARKS.md, "sixth landing"). Programs lowered
-    from now on use it.
+    through memory: a 64-bit word costs 2.5 ns instead of 11.6 ns on the 2-core Xeon, and the simulator's
+    programs run 9-18% faster at about the same compile time (benchmarks/bench_threefry.py; BENCHMARKS.md,
+    "sixth landing"). Programs lowered from now on use it.
 
     Not under XLA's classic emitters (``--xla_cpu_use_fusion_emitters=false`` in ``XLA_FLAGS``: the fast
-    compiles of ``verify`` and the test suite), which compile the unrolled hash 1.2-2.6x slower; JAX's rule
+    compiles of ``verify`` and the test suite), which compile the unrolled hash 1.2-2.7x slower; JAX's rule
     stays. The rule comes from JAX's private lowering table (``jax._src``); if it moves, this returns False
     and JAX's own CPU rule stays.
     """
     if "--xla_cpu_use_fusion_emitters=false" in environ.get("XLA_FLAGS", "").split():
         return False
+
+    def rules():
+        from jax._src.random import threefry2x32
+        return ((threefry2x32.threefry2x32_p, threefry2x32._threefry2x32_lowering_rule),)
+
+    return _lower_on_cpu_with(rules)
+
+
+def _lower_on_cpu_with(rules: Callable[[], tuple]) -> bool:
+    """Register ``rules()``, (primitive, lowering rule) pairs looked up in JAX's private modules, for the CPU
+    platform; False, registering nothing, when a name has moved."""
     try:
         from jax._src.interpreters import mlir
-        from jax._src.random import threefry2x32
-        rule = threefry2x32._threefry2x32_lowering_rule
-        primitive = threefry2x32.threefry2x32_p
+        pairs = rules()
     except (ImportError, AttributeError):
         return False
-    mlir.register_lowering(primitive, rule, platform="cpu")
+    for primitive, rule in pairs:
+        mlir.register_lowering(primitive, rule, platform="cpu")
     return True
