@@ -3,7 +3,7 @@
 Usage (from anywhere)::
 
     python benchmarks/bench_subsample_chunk.py /work/main/linreg_collapse linreg_collapse
-        [--T 100] [--d 10] [--generations 49] [--chunk 1000] [--rounds 10]
+        [--T 100] [--d 10] [--generations 49] [--chunk 1000] [--rounds 10] [--profile N]
 
 Each argument is a copy of the ``linreg_collapse`` package directory (main's and a branch's, say). Each is
 copied under its own name into a temporary directory (the package imports itself only relatively), its
@@ -12,12 +12,21 @@ compiled programs are called in turn, ``--rounds`` times, the order reversed eve
 shared machine's load falls on all alike. Reported per checkout: median and range of the CPU seconds
 (``time.process_time``, every thread) and wall seconds per call, the compile CPU seconds, and the mean
 last-generation error (the draws differ between checkouts whose samplers differ; the law does not).
+``--profile N`` adds each checkout's N costliest kernels in a ``jax.profiler`` trace.
+
+The programs compile in the order given, and a lowering rule a checkout installs when imported (the unrolled
+Threefry of ``jax_setup``) holds for the rest of the process: list a checkout without it first to compare
+before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
+import gzip
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -33,6 +42,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=49)
     parser.add_argument("--chunk", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--profile", type=int, metavar="N", default=0,
+                        help="also trace two calls per checkout (jax.profiler) and print its N costliest kernels")
     args = parser.parse_args()
 
     copies = tempfile.mkdtemp()
@@ -82,6 +93,31 @@ def main() -> None:
         print(f"{package}: CPU {np.median(cpu):.3f} s [{cpu.min():.3f}-{cpu.max():.3f}] ({per:.1f} us per "
               f"trial-generation), wall {np.median(wall):.3f} s, compile CPU {program['compile_cpu']:.2f} s, "
               f"mean last error {program['error']:.4f}")
+        if args.profile:
+            for name, ms in costliest_kernels(program, args.profile):
+                print(f"    {ms:8.1f} ms per chunk  {name}")
+
+
+def costliest_kernels(program: dict, count: int) -> list[tuple[str, float]]:
+    """The ``count`` kernels (XLA thunks) with the most wall time in a ``jax.profiler`` trace of two calls of
+    ``program``: (name, ms per call), summed over the generations' calls of each."""
+    import jax
+    import numpy as np
+
+    trace_dir = tempfile.mkdtemp()
+    with jax.enable_x64(True):
+        jax.profiler.start_trace(trace_dir)
+        for _ in range(2):
+            np.asarray(program["run"](*program["args"])[0])
+        jax.profiler.stop_trace()
+    path = glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)[0]
+    with gzip.open(path) as file:
+        events = json.load(file)["traceEvents"]
+    total = collections.Counter()
+    for event in events:
+        if event.get("ph") == "X" and not event["name"].startswith(("ThunkExecutor", "$")):
+            total[event["name"]] += event["dur"] / 2e3  # µs over two calls -> ms per call
+    return total.most_common(count)
 
 
 if __name__ == "__main__":

@@ -153,8 +153,8 @@ def uniform_below(key: jax.Array, span: jax.Array) -> jax.Array:
     below 2^32 mod s, which leaves exactly floor(2^32 / s) words x for every r. A low word >= s is never
     rejected (2^32 mod s < s), so the remainder is taken only while some low word is below s (probability
     s / 2^32 each): a second round of the loop, on fresh counters, almost never runs. The first draw is the
-    loop's first round, not a draw before it, so the program holds one copy of the hash (0.4 s less to
-    compile for the simulator's accumulate-subsample program)."""
+    loop's first round, not a draw before it, so the program holds one copy of the hash (a third less
+    compile CPU for the simulator's accumulate-subsample program; BENCHMARKS.md, "sixth landing")."""
     span = jnp.asarray(span).astype(jnp.uint32)
     counters = jnp.arange(span.shape[0], dtype=jnp.uint32)
     data = jax.random.key_data(key)

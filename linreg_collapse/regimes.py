@@ -192,7 +192,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
 
     Generation 0 is a step too (``Regime.real_data_is_a_step``): its data are the real data, Y_0 = X_0 w* + E_0,
     drawn with generation 0's keys, and its subsample is the whole pool of T points. So the program holds one
-    copy of the fit and the label draw, not a second one for generation 0 (15% less compile CPU).
+    copy of the fit and the label draw, not a second one for generation 0 (16% less compile CPU).
 
     With a fixed design the pool's rows are copies of X, so only the labels are pooled. A subsample of a
     fixed design repeats rows; the fit uses X's rows with their multiplicities and label sums
@@ -223,7 +223,7 @@ def accumulate_subsample_regime(T: int, generations: int, fresh: bool, est: Esti
         Y, _ = _labels(k_noise, X, (), state.w, params, est, "labels")
         # Written by a scatter, not a dynamic_update_slice: XLA fuses the label draw (or the design's) into an
         # in-place update, which runs on one thread; a scatter takes it from a loop fusion run on every core.
-        # The same numbers, 7% less wall time per chunk at T = 100, d = 10 (BENCHMARKS.md, "sixth landing").
+        # The same numbers, 10% less wall time per chunk at T = 100, d = 10 (BENCHMARKS.md, "sixth landing").
         rows = n * T + jnp.arange(T)
         pool_Y = pool_Y.at[rows].set(Y, indices_are_sorted=True, unique_indices=True)
         if fresh:
